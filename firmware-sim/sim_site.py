@@ -1,0 +1,196 @@
+"""The simulated fleet and the files that describe it to the gateway.
+
+A site file must bind exactly the devices the simulator runs, so both are derived
+from the same inputs (device counts and site name); checkpoint tags are a hash of the
+site name, not of ``--seed``, so a site file written once stays valid for every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim_values import (
+    CATEGORY,
+    KINDS,
+    DeviceState,
+    LampSchedule,
+    new_device,
+    reading_topic,
+    status_topic,
+)
+
+CHECKPOINTS_PER_READER = 4
+"""Patrol points per reader: a guard's route visits several tags."""
+
+ASSET_PREFIX: dict[str, str] = {
+    "streetlight": "L-",
+    "fire_extinguisher": "E-",
+    "fire_hydrant": "H-",
+    "smoke_detector": "S-",
+    "drain_level": "W-",
+}
+ASSET_NOUN: dict[str, str] = {
+    "streetlight": "路灯",
+    "fire_extinguisher": "灭火器",
+    "fire_hydrant": "消火栓",
+    "smoke_detector": "烟感探测器",
+    "drain_level": "雨水井",
+}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A patrol point: an NFC tag fixed on a wall, read by the guards' readers."""
+
+    id: str
+    name: str
+    tag: str
+
+
+def checkpoint_tag(site: str, index: int) -> str:
+    """A stable 7-byte NFC UID (NXP manufacturer byte 04) for checkpoint ``index``."""
+    digest = hashlib.sha256(f"{site}/CP-{index:04d}".encode()).hexdigest()
+    return "04" + digest[:12].upper()
+
+
+def make_checkpoints(site: str, readers: int) -> list[Checkpoint]:
+    """The checkpoints patrolled by ``readers`` readers."""
+    return [
+        Checkpoint(f"CP-{i:04d}", f"{i}号巡更点", checkpoint_tag(site, i))
+        for i in range(1, readers * CHECKPOINTS_PER_READER + 1)
+    ]
+
+
+def parse_devices(spec: str) -> dict[str, int]:
+    """Parse ``streetlight=200,fire_extinguisher=80`` into counts; ValueError if malformed."""
+    counts: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        kind, sep, number = item.partition("=")
+        kind = kind.strip()
+        if not sep or kind not in KINDS:
+            raise ValueError(f"{item!r}: expected KIND=N with KIND one of {', '.join(KINDS)}")
+        try:
+            counts[kind] = int(number)
+        except ValueError:
+            raise ValueError(f"{item!r}: {number.strip()!r} is not a whole number") from None
+        if counts[kind] < 0 or counts[kind] > 9999:
+            raise ValueError(f"{item!r}: count must be 0..9999")
+    return counts
+
+
+def build_fleet(
+    counts: dict[str, int],
+    *,
+    site: str,
+    born: float,
+    seed: int | str = 0,
+    schedule: LampSchedule | None = None,
+) -> tuple[list[DeviceState], list[Checkpoint]]:
+    """Create every device in ``KINDS`` order, and the checkpoints the readers walk."""
+    readers = counts.get("checkpoint", 0)
+    points = make_checkpoints(site, readers)
+    tags = [p.tag for p in points]
+    devices: list[DeviceState] = []
+    for kind in KINDS:
+        for index in range(1, counts.get(kind, 0) + 1):
+            start = (index - 1) * CHECKPOINTS_PER_READER
+            route = tuple(tags[start:] + tags[:start]) if kind == "checkpoint" else ()
+            devices.append(new_device(kind, index, born=born, seed=seed, schedule=schedule, route=route))
+    return devices, points
+
+
+def asset_for(kind: str, index: int) -> tuple[str, str]:
+    """Asset id and Chinese name bound to device ``index`` of ``kind``."""
+    return f"{ASSET_PREFIX[kind]}{index:04d}", f"{index}号{ASSET_NOUN[kind]}"
+
+
+def manifest(
+    devices: list[DeviceState], checkpoints: list[Checkpoint], *, site: str, prefix: str
+) -> dict[str, Any]:
+    """JSON-ready description of the fleet: devices, their topics and bound assets."""
+    rows: list[dict[str, Any]] = []
+    for dev in devices:
+        row: dict[str, Any] = {
+            "device": dev.device,
+            "kind": dev.kind,
+            "topic": reading_topic(prefix, site, dev.kind, dev.device),
+            "status_topic": status_topic(prefix, site, dev.kind, dev.device),
+        }
+        if dev.kind in CATEGORY:
+            row["asset"], row["asset_name"] = asset_for(dev.kind, dev.index)
+            row["category"] = CATEGORY[dev.kind]
+        else:
+            row["badge"] = dev.badge
+        rows.append(row)
+    return {
+        "site": site,
+        "prefix": prefix,
+        "devices": rows,
+        "checkpoints": [{"id": c.id, "name": c.name, "tag": c.tag} for c in checkpoints],
+    }
+
+
+def _toml_str(text: str) -> str:
+    # JSON string escapes are a subset of TOML basic-string escapes.
+    return json.dumps(text, ensure_ascii=False)
+
+
+def site_toml(
+    devices: list[DeviceState],
+    checkpoints: list[Checkpoint],
+    *,
+    site: str,
+    timezone: str,
+    latitude: float,
+    longitude: float,
+) -> str:
+    """TOML site file binding each simulated device to an asset."""
+    lines = [
+        "# Generated by firmware-sim/simulate.py: one asset per simulated device.",
+        "[site]",
+        f"name = {_toml_str(site)}",
+        f"timezone = {_toml_str(timezone)}",
+        f"latitude = {latitude!r}",
+        f"longitude = {longitude!r}",
+    ]
+    for dev in devices:
+        if dev.kind not in CATEGORY:
+            continue
+        asset_id, name = asset_for(dev.kind, dev.index)
+        lines += [
+            "",
+            "[[assets]]",
+            f"id = {_toml_str(asset_id)}",
+            f"name = {_toml_str(name)}",
+            f"category = {_toml_str(CATEGORY[dev.kind])}",
+            f"kind = {_toml_str(dev.kind)}",
+            f"device = {_toml_str(dev.device)}",
+        ]
+    for point in checkpoints:
+        lines += [
+            "",
+            "[[checkpoints]]",
+            f"id = {_toml_str(point.id)}",
+            f"name = {_toml_str(point.name)}",
+            f"tag = {_toml_str(point.tag)}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` so that readers never see a half-written file."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent or Path("."), prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,328 @@
+"""Gateway settings: one TOML file plus ``GATEWAY_<SECTION>_<KEY>`` environment overrides.
+
+Everything is validated at start-up and every problem is reported at once, one line
+each, naming the setting (and the variable or file it came from), so an operator fixes
+a bad configuration in one pass instead of one restart per mistake.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+ENV_PREFIX = "GATEWAY_"
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(_Section):
+    """Broker connection. ``mqtts://`` turns TLS on."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    client_id: str = ""  # default: fm-gateway-{site}-{gateway_id}
+    topic_prefix: str = "fm"
+    protocol: Literal["5", "3.1.1"] = "5"
+    receive_maximum: int = Field(1000, ge=1, le=65535)
+    session_expiry_s: int = Field(7 * 86400, ge=0)
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    reconnect_min_s: float = Field(1.0, gt=0)
+    reconnect_max_s: float = Field(60.0, gt=0)
+    max_payload_bytes: int = Field(64 * 1024, ge=64)
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    tls_insecure: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        parse_mqtt_url(v)
+        return v
+
+    @field_validator("topic_prefix", "client_id")
+    @classmethod
+    def _check_segment(cls, v: str) -> str:
+        if v and not SEGMENT.match(v):
+            raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . -")
+        return v
+
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _check_file(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"no such file: {v}")
+        return v
+
+
+@dataclass(frozen=True)
+class MqttEndpoint:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+
+def parse_mqtt_url(url: str) -> MqttEndpoint:
+    """``mqtt://user:pass@host:port`` or ``mqtts://...``; raises ValueError with a readable reason."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError(f"scheme must be mqtt:// or mqtts://, not {parts.scheme or 'missing'!r}")
+    if not parts.hostname:
+        raise ValueError("no host in URL")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"bad port: {exc}") from None
+    tls = parts.scheme == "mqtts"
+    return MqttEndpoint(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+class InfluxSettings(_Section):
+    """Where readings go. ``v1``: InfluxDB 1.x ``/write``; ``v2``: influxdb-client (org, bucket, token)."""
+
+    url: str = "http://127.0.0.1:8086"
+    api: Literal["v1", "v2"] = "v1"
+    db: str = "facility"
+    org: str = ""
+    token: str = ""
+    username: str = ""
+    password: str = ""
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    batch_age_s: float = Field(1.0, gt=0, le=3600)
+    timeout_s: float = Field(10.0, gt=0)
+    retry_min_s: float = Field(0.5, gt=0)
+    retry_max_s: float = Field(60.0, gt=0)
+    verify_tls: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port: {exc}") from None
+        return v.rstrip("/")
+
+    @field_validator("db")
+    @classmethod
+    def _check_db(cls, v: str) -> str:
+        if not v or '"' in v or "\n" in v:
+            raise ValueError("must be a non-empty name without quotes")
+        return v
+
+
+class OutboxSettings(_Section):
+    """The durable store-and-forward queue between MQTT and InfluxDB."""
+
+    max_mb: float = Field(256.0, gt=0)
+    # FULL fsyncs every commit (survives power loss); NORMAL survives a process crash only.
+    synchronous: Literal["full", "normal"] = "full"
+
+
+class IngestSettings(_Section):
+    """Timestamp and dedupe policy of CONTRACT.md."""
+
+    max_skew_s: float = Field(300.0, ge=0)
+    max_age_s: float = Field(7 * 86400.0, gt=0)
+    dedupe_window_s: float = Field(3600.0, ge=0)
+    heartbeat_misses: int = Field(3, ge=1)
+    dead_letter_payload_bytes: int = Field(2048, ge=16)
+    dead_letter_keep: int = Field(100_000, ge=100)
+
+
+class ApiSettings(_Section):
+    bind: str = "127.0.0.1:8080"
+    # Bearer token for the API until users arrive; empty: generated into the data folder.
+    token: str = ""
+    # /metrics for scrapers: this token, or loopback clients when empty.
+    metrics_token: str = ""
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+    @field_validator("bind")
+    @classmethod
+    def _check_bind(cls, v: str) -> str:
+        parse_bind(v)
+        return v
+
+
+def parse_bind(bind: str) -> tuple[str, int]:
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("must be host:port, e.g. 127.0.0.1:8080 (port 0 picks a free one)")
+    return host.strip("[]"), int(port)
+
+
+class KindSettings(_Section):
+    """Per sensor kind: how often its devices report (for the silent-device watch)."""
+
+    heartbeat_s: float | None = Field(None, gt=0)
+
+
+class Settings(_Section):
+    site: str = "site"
+    gateway_id: str = "gw1"
+    data_dir: Path = Path("data")
+    site_file: Path | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    mqtt: MqttSettings = MqttSettings()
+    influx: InfluxSettings = InfluxSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    ingest: IngestSettings = IngestSettings()
+    api: ApiSettings = ApiSettings()
+    kinds: dict[str, KindSettings] = {}
+
+    @field_validator("site", "gateway_id")
+    @classmethod
+    def _check_segment(cls, v: str) -> str:
+        if not SEGMENT.match(v):
+            raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . - (it is a topic segment)")
+        return v
+
+    @field_validator("site_file")
+    @classmethod
+    def _check_site_file(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"no such file: {v}")
+        return v
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"fm-gateway-{self.site}-{self.gateway_id}"
+
+
+_TOP_LEVEL = {name for name, f in Settings.model_fields.items() if not isinstance(f.default, BaseModel)} - {
+    "kinds"
+}
+_SECTIONS = {name for name, f in Settings.model_fields.items() if isinstance(f.default, BaseModel)}
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str], list[str]]:
+    """Map ``GATEWAY_X_Y`` variables onto settings paths; unknown variables are problems."""
+    tree: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    problems: list[str] = []
+    for var in sorted(environ):
+        if not var.startswith(ENV_PREFIX):
+            continue
+        rest = var[len(ENV_PREFIX) :].lower()
+        path: tuple[str, ...] | None = None
+        if rest in _TOP_LEVEL:
+            path = (rest,)
+        else:
+            section, _, key = rest.partition("_")
+            if section in _SECTIONS and key in type(getattr(Settings(), section)).model_fields:
+                path = (section, key)
+        if path is None:
+            problems.append(f"{var}: unknown setting (no such key in the configuration)")
+            continue
+        node = tree
+        for p in path[:-1]:
+            node = node.setdefault(p, {})
+        node[path[-1]] = environ[var]
+        origin[path] = var
+    return tree, origin, problems
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def format_validation_errors(
+    exc: ValidationError, origin: Mapping[tuple[str, ...], str], source: str
+) -> list[str]:
+    """One line per problem: where it came from, the dotted setting, what is wrong."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        where = origin.get(loc, source)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        given = err.get("input")
+        shown = "" if err["type"] in ("extra_forbidden", "missing") or isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"{where}: {'.'.join(loc) or '(top)'}: {msg}{shown}")
+    return lines
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the file (if any), apply environment overrides, validate; raise ConfigError listing all problems."""
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    data: dict[str, Any] = {}
+    source = str(path) if path else "defaults"
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            problems.append(f"{path}: no such configuration file")
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(f"{path}: not valid TOML: {exc}")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}: cannot read: {exc}")
+    env_tree, origin, env_problems = _env_overrides(environ)
+    problems += env_problems
+    merged = _merge(data, env_tree)
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        problems += format_validation_errors(exc, origin, source)
+        settings = None
+    if settings is not None:
+        problems += _cross_checks(settings)
+    if problems:
+        raise ConfigError(problems)
+    assert settings is not None
+    return settings
+
+
+def _cross_checks(s: Settings) -> list[str]:
+    from gateway.sensors import KINDS  # local: the registry imports nothing of config
+
+    problems = []
+    for kind in s.kinds:
+        if kind not in KINDS:
+            problems.append(f"kinds.{kind}: unknown sensor kind (known: {', '.join(sorted(KINDS))})")
+    if s.influx.api == "v2" and not (s.influx.org and s.influx.token):
+        problems.append("influx.org / influx.token: both are required when influx.api is v2")
+    if s.mqtt.reconnect_min_s > s.mqtt.reconnect_max_s:
+        problems.append("mqtt.reconnect_min_s: must not exceed mqtt.reconnect_max_s")
+    if (s.mqtt.cert_file is None) != (s.mqtt.key_file is None):
+        problems.append("mqtt.cert_file / mqtt.key_file: give both for a client certificate, or neither")
+    if (s.api.tls_cert_file is None) != (s.api.tls_key_file is None):
+        problems.append("api.tls_cert_file / api.tls_key_file: give both to serve HTTPS, or neither")
+    return problems

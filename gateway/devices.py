@@ -1,0 +1,157 @@
+"""The device registry: every device seen, its kind, last reading, and whether it is alive.
+
+A device is ``online`` while it reports; ``offline`` when its status topic (or its last
+will) says so, or when it has been silent past its kind's heartbeat times the allowed
+misses. Records live in memory for the hot path and are flushed to SQLite every few
+seconds, so a restart keeps first/last seen and counts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from gateway.outbox import connect
+
+_LOGGER = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    device TEXT PRIMARY KEY, kind TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+    last_ts REAL, last_fields TEXT, online INTEGER NOT NULL, offline_reason TEXT, status_at REAL NOT NULL,
+    readings INTEGER NOT NULL, rejected INTEGER NOT NULL);
+"""
+
+
+@dataclass
+class DeviceRecord:
+    device: str
+    kind: str
+    first_seen: float
+    last_seen: float
+    last_ts: float | None = None
+    last_fields: dict[str, float | bool] = field(default_factory=dict)
+    online: bool = True
+    offline_reason: str | None = None  # "status" (it said so / last will) or "silent"
+    status_at: float = 0.0
+    readings: int = 0
+    rejected: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A device went online or offline; the tickets issue turns these into asset states."""
+
+    device: str
+    kind: str
+    online: bool
+    reason: str | None
+    at: float
+
+
+class DeviceRegistry:
+    def __init__(self, path: Path, heartbeat_s: Mapping[str, float], misses: int) -> None:
+        self._db: sqlite3.Connection = connect(path)
+        self._db.executescript(SCHEMA)
+        self.heartbeat_s = dict(heartbeat_s)
+        self.misses = misses
+        self.lock = threading.Lock()
+        self._records: dict[str, DeviceRecord] = {}
+        self._dirty: set[str] = set()
+        for row in self._db.execute(
+            "SELECT device, kind, first_seen, last_seen, last_ts, last_fields, online, offline_reason,"
+            " status_at, readings, rejected FROM devices"
+        ):
+            rec = DeviceRecord(*row)
+            rec.last_fields = json.loads(row[5]) if row[5] else {}
+            rec.online = bool(row[6])
+            self._records[rec.device] = rec
+
+    def newest_ts(self) -> dict[str, float]:
+        return {d: r.last_ts for d, r in self._records.items() if r.last_ts is not None}
+
+    def _record(self, device: str, kind: str, now: float) -> DeviceRecord:
+        rec = self._records.get(device)
+        if rec is None:
+            rec = self._records[device] = DeviceRecord(device, kind, now, now, status_at=now)
+            _LOGGER.info("new device %s (%s)", device, kind)
+        rec.kind = kind
+        self._dirty.add(device)
+        return rec
+
+    # The three calls below are made by the ingest thread with ``lock`` held.
+    def saw_reading(
+        self, device: str, kind: str, ts: float, fields: Mapping[str, float | bool], late: bool, now: float
+    ) -> Transition | None:
+        rec = self._record(device, kind, now)
+        rec.last_seen = now
+        rec.readings += 1
+        if not late:
+            rec.last_ts = ts
+            rec.last_fields = dict(fields)
+        if not rec.online:
+            rec.online, rec.offline_reason, rec.status_at = True, None, now
+            return Transition(device, kind, True, "reading", now)
+        return None
+
+    def saw_status(self, device: str, kind: str, online: bool, now: float) -> Transition | None:
+        rec = self._record(device, kind, now)
+        rec.last_seen = now
+        if rec.online == online and (online or rec.offline_reason == "status"):
+            return None
+        rec.online, rec.offline_reason, rec.status_at = online, None if online else "status", now
+        return Transition(device, kind, online, "status", now)
+
+    def saw_rejection(self, device: str, kind: str, now: float) -> None:
+        rec = self._record(device, kind, now)
+        rec.last_seen = now
+        rec.rejected += 1
+
+    def sweep(self, now: float) -> list[Transition]:
+        """Devices silent past their heartbeat go offline (reason ``silent``)."""
+        out = []
+        with self.lock:
+            for rec in self._records.values():
+                if not rec.online:
+                    continue
+                limit = self.heartbeat_s.get(rec.kind, 3600.0) * self.misses
+                if now - rec.last_seen > limit:
+                    rec.online, rec.offline_reason, rec.status_at = False, "silent", now
+                    self._dirty.add(rec.device)
+                    out.append(Transition(rec.device, rec.kind, False, "silent", now))
+                    _LOGGER.warning(
+                        "device %s (%s) silent for %.0f s, past %d missed heartbeats: offline",
+                        rec.device, rec.kind, now - rec.last_seen, self.misses,
+                    )
+        return out
+
+    def flush(self) -> None:
+        with self.lock:
+            rows = [
+                (r.device, r.kind, r.first_seen, r.last_seen, r.last_ts, json.dumps(r.last_fields), int(r.online),
+                 r.offline_reason, r.status_at, r.readings, r.rejected)
+                for r in (self._records[d] for d in self._dirty)
+            ]
+            self._dirty.clear()
+        if rows:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+
+    def snapshot(self) -> list[dict[str, object]]:
+        with self.lock:
+            return [asdict(r) for r in sorted(self._records.values(), key=lambda r: r.device)]
+
+    def get(self, device: str) -> dict[str, object] | None:
+        with self.lock:
+            rec = self._records.get(device)
+            return asdict(rec) if rec else None
+
+    def close(self) -> None:
+        self.flush()
+        self._db.close()

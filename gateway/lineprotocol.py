@@ -1,0 +1,66 @@
+"""InfluxDB line protocol for readings and taps (CONTRACT.md "InfluxDB"), time in microseconds.
+
+Tags are topic segments or ids validated as segments, so they never need escaping;
+string field values are escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gateway.sensors.base import Value
+
+
+def _field_value(v: Value) -> str:
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    return repr(v)
+
+
+def string_field(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def tag_value(s: str) -> str:
+    return s.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def to_us(ts: float) -> int:
+    return round(ts * 1_000_000)
+
+
+def reading_line(
+    measurement: str,
+    tags: str,
+    fields: Mapping[str, Value],
+    seq: int | None,
+    flags: frozenset[str],
+    ts: float,
+) -> str:
+    """One point. ``tags`` is the prebuilt ``,k=v`` tag string; flags become boolean fields."""
+    parts = [f"{k}={_field_value(v)}" for k, v in fields.items()]
+    if seq is not None:
+        parts.append(f"seq={seq}i")
+    parts.extend(f"{f}=true" for f in sorted(flags))
+    return f"{measurement}{tags} {','.join(parts)} {to_us(ts)}"
+
+
+def device_tags(site: str, device: str, asset: str | None, category: str | None) -> str:
+    tags = f",site={site},device={device}"
+    if asset:
+        tags += f",asset={asset}"
+    if category:
+        tags += f",category={category}"
+    return tags
+
+
+def tap_line(site: str, reader: str, checkpoint: str | None, tag: str, badge: str | None, ts: float) -> str:
+    tags = f",site={site},reader={reader}"
+    if checkpoint:
+        tags += f",checkpoint={tag_value(checkpoint)}"
+    fields = f"tag={string_field(tag)}"
+    if badge:
+        fields += f",badge={string_field(badge)}"
+    return f"checkpoint_tap{tags} {fields} {to_us(ts)}"

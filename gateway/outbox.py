@@ -1,0 +1,246 @@
+"""The durable outbox: readings waiting for InfluxDB, dead letters, and the keys of seen messages.
+
+One SQLite file in WAL mode. The ingest thread commits a batch (outbox lines, seen
+keys, dead letters) in one transaction and only then acknowledges the messages to
+the broker; the forwarder thread reads the oldest lines, writes them to InfluxDB and
+deletes them. Each thread has its own connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+_LOGGER = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, at REAL NOT NULL, line TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS seen (device TEXT NOT NULL, seq INTEGER NOT NULL, k REAL NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, source TEXT NOT NULL, device TEXT,
+    reason TEXT NOT NULL, detail TEXT NOT NULL, size INTEGER NOT NULL, payload BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (reason, id);
+CREATE TABLE IF NOT EXISTS dead_letter_counts (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox_drops (id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A refused message, kept where a person can look at it."""
+
+    at: float
+    source: str
+    device: str | None
+    reason: str
+    detail: str
+    size: int
+    payload: bytes
+
+
+def connect(path: Path, synchronous: str = "full") -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class Outbox:
+    def __init__(self, path: Path, max_bytes: int, synchronous: str = "full", dead_letter_keep: int = 100_000):
+        self.path = path
+        self.max_bytes = max_bytes
+        self.dead_letter_keep = dead_letter_keep
+        self._w = connect(path, synchronous)  # ingest thread
+        self._r = connect(path, synchronous)  # forwarder thread
+        self._q = connect(path, synchronous)  # readers (API, health)
+        self._q_lock = threading.Lock()
+        self._w.executescript(SCHEMA)
+        count, size, oldest = self._w.execute(
+            "SELECT count(*), coalesce(sum(length(line)), 0), min(at) FROM outbox"
+        ).fetchone()
+        self._lock = threading.Lock()
+        self._count, self._bytes, self._oldest = count, size, oldest
+        row = self._w.execute("SELECT count FROM outbox_drops").fetchone()
+        self.dropped = row[0] if row else 0
+        self.changed = threading.Condition()
+
+    # -- ingest side ---------------------------------------------------------------------------
+    def commit(
+        self,
+        lines: Sequence[tuple[float, str]],
+        seen: Sequence[tuple[str, int, float, float]],
+        dead: Sequence[DeadLetter],
+    ) -> None:
+        """Make a batch durable in one transaction; returns only once it is on disk."""
+        w = self._w
+        w.execute("BEGIN IMMEDIATE")
+        try:
+            if lines:
+                w.executemany("INSERT INTO outbox (at, line) VALUES (?, ?)", lines)
+            if seen:
+                w.executemany("INSERT INTO seen (device, seq, k, at) VALUES (?, ?, ?, ?)", seen)
+            if dead:
+                w.executemany(
+                    "INSERT INTO dead_letters (at, source, device, reason, detail, size, payload)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(d.at, d.source, d.device, d.reason, d.detail, d.size, d.payload) for d in dead],
+                )
+                counts: dict[str, int] = {}
+                for d in dead:
+                    counts[d.reason] = counts.get(d.reason, 0) + 1
+                w.executemany(
+                    "INSERT INTO dead_letter_counts (reason, count) VALUES (?, ?)"
+                    " ON CONFLICT (reason) DO UPDATE SET count = count + excluded.count",
+                    counts.items(),
+                )
+            w.execute("COMMIT")
+        except BaseException:
+            w.execute("ROLLBACK")
+            raise
+        if lines:
+            added = sum(len(line) for _, line in lines)
+            with self._lock:
+                self._count += len(lines)
+                self._bytes += added
+                if self._oldest is None:
+                    self._oldest = lines[0][0]
+                over = self._bytes > self.max_bytes
+            if over:
+                self._drop_oldest()
+            with self.changed:
+                self.changed.notify_all()
+
+    def _drop_oldest(self) -> None:
+        """Past the bound, the oldest readings go (counted, logged), never the gateway."""
+        target = int(self.max_bytes * 0.9)
+        w = self._w
+        freed = 0
+        last_id = None
+        with self._lock:
+            excess = self._bytes - target
+        for row_id, size in w.execute("SELECT id, length(line) FROM outbox ORDER BY id"):
+            if freed >= excess:
+                break
+            freed += size
+            last_id = row_id
+        if last_id is None:
+            return
+        w.execute("BEGIN IMMEDIATE")
+        deleted = w.execute("DELETE FROM outbox WHERE id <= ?", (last_id,)).rowcount
+        w.execute(
+            "INSERT INTO outbox_drops (id, count) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET count = count + ?",
+            (deleted, deleted),
+        )
+        w.execute("COMMIT")
+        self.dropped += deleted
+        self._recount()
+        _LOGGER.warning(
+            "outbox over its bound of %.1f MB: dropped the %d oldest readings (%d dropped since start of records)",
+            self.max_bytes / 1e6, deleted, self.dropped,
+        )
+
+    def load_seen(self, since: float) -> Iterable[tuple[str, int, float, float]]:
+        return self._w.execute("SELECT device, seq, k, at FROM seen WHERE at >= ? ORDER BY rowid", (since,))
+
+    def prune(self, seen_before: float) -> None:
+        """Forget expired message keys and the oldest dead letters beyond the kept number."""
+        w = self._w
+        w.execute("DELETE FROM seen WHERE at < ?", (seen_before,))
+        w.execute(
+            "DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?",
+            (self.dead_letter_keep,),
+        )
+
+    # -- forwarder side ------------------------------------------------------------------------
+    def peek(self, limit: int) -> list[tuple[int, float, str]]:
+        """The oldest lines, in order."""
+        return self._r.execute("SELECT id, at, line FROM outbox ORDER BY id LIMIT ?", (limit,)).fetchall()
+
+    def delete_upto(self, last_id: int, count: int, size: int) -> None:
+        """Forget lines InfluxDB has taken; ``count`` and ``size`` are what was peeked."""
+        r = self._r
+        deleted = r.execute("DELETE FROM outbox WHERE id <= ?", (last_id,)).rowcount
+        if deleted != count:  # the bound dropped some of them meanwhile: count afresh
+            self._recount(r)
+            return
+        row = r.execute("SELECT at FROM outbox ORDER BY id LIMIT 1").fetchone()
+        with self._lock:
+            self._count -= count
+            self._bytes -= size
+            self._oldest = row[0] if row else None
+
+    def reject_batch(self, last_id: int, dead: DeadLetter) -> None:
+        """InfluxDB refused these lines for good: keep the reason, stop retrying them."""
+        r = self._r
+        r.execute("BEGIN IMMEDIATE")
+        r.execute("DELETE FROM outbox WHERE id <= ?", (last_id,))
+        r.execute(
+            "INSERT INTO dead_letters (at, source, device, reason, detail, size, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (dead.at, dead.source, dead.device, dead.reason, dead.detail, dead.size, dead.payload),
+        )
+        r.execute(
+            "INSERT INTO dead_letter_counts (reason, count) VALUES (?, 1)"
+            " ON CONFLICT (reason) DO UPDATE SET count = count + 1",
+            (dead.reason,),
+        )
+        r.execute("COMMIT")
+        self._recount(r)
+
+    def _recount(self, conn: sqlite3.Connection | None = None) -> None:
+        conn = conn or self._w
+        count, size, oldest = conn.execute(
+            "SELECT count(*), coalesce(sum(length(line)), 0), min(at) FROM outbox"
+        ).fetchone()
+        with self._lock:
+            self._count, self._bytes, self._oldest = count, size, oldest
+
+    def wait(self, timeout: float) -> None:
+        with self.changed:
+            self.changed.wait(timeout)
+
+    # -- readers -------------------------------------------------------------------------------
+    def depth(self) -> tuple[int, int, float | None]:
+        """(readings waiting, their bytes, receive time of the oldest)."""
+        with self._lock:
+            return self._count, self._bytes, self._oldest
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        with self._q_lock:
+            return dict(self._q.execute("SELECT reason, count FROM dead_letter_counts ORDER BY reason"))
+
+    def dead_letters(
+        self, reason: str | None = None, device: str | None = None, limit: int = 50, before_id: int | None = None
+    ) -> list[dict[str, object]]:
+        sql = "SELECT id, at, source, device, reason, detail, size, payload FROM dead_letters WHERE 1=1"
+        args: list[object] = []
+        if reason:
+            sql += " AND reason = ?"
+            args.append(reason)
+        if device:
+            sql += " AND device = ?"
+            args.append(device)
+        if before_id:
+            sql += " AND id < ?"
+            args.append(before_id)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        with self._q_lock:
+            rows = self._q.execute(sql, args).fetchall()
+        keys = ("id", "at", "source", "device", "reason", "detail", "size", "payload")
+        out = []
+        for row in rows:
+            d = dict(zip(keys, row, strict=True))
+            d["payload"] = bytes(d["payload"]).decode("utf-8", errors="replace")
+            out.append(d)
+        return out
+
+    def close(self) -> None:
+        for conn in (self._w, self._r, self._q):
+            conn.close()
+

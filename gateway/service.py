@@ -1,0 +1,187 @@
+"""Wires the gateway together and supervises it: transports, ingest, forwarder, API.
+
+This is the only place with a broad ``except``: a thread that dies of an unexpected
+error is logged with its traceback and stops the gateway with a failure status, so
+systemd restarts it on a clean slate instead of it limping on half-dead.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.config import Settings
+from gateway.devices import DeviceRegistry
+from gateway.influx import Forwarder, make_writer
+from gateway.ingest import Ingestor, Message, classify_topic
+from gateway.metrics import Metrics
+from gateway.outbox import Outbox
+from gateway.sensors import KINDS
+from gateway.sensors.mqtt import Inbound, MqttTransport
+from gateway.site import Site, load_site
+
+_LOGGER = logging.getLogger(__name__)
+TICK_S = 1.0
+
+
+@dataclass
+class Services:
+    """What the API and the supervisor share; built once by :func:`build`."""
+
+    settings: Settings
+    site: Site
+    outbox: Outbox
+    registry: DeviceRegistry
+    metrics: Metrics
+    ingestor: Ingestor
+    transport: MqttTransport
+    forwarder: Forwarder
+    api_token: str
+    started_at: float = field(default_factory=time.time)
+    failed: threading.Event = field(default_factory=threading.Event)
+
+
+def api_token(settings: Settings) -> str:
+    """The configured token, or one generated once and kept (mode 0600) in the data folder."""
+    if settings.api.token:
+        return settings.api.token
+    path = settings.data_dir / "api-token"
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    _LOGGER.info("generated an API token into %s (read it from there; it is never logged)", path)
+    return token
+
+
+def build(settings: Settings, site: Site) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics = Metrics()
+    outbox = Outbox(settings.data_dir / "outbox.db", int(settings.outbox.max_mb * 1e6), settings.outbox.synchronous,
+                    settings.ingest.dead_letter_keep)
+    heartbeat = {k: (settings.kinds[k].heartbeat_s if k in settings.kinds and settings.kinds[k].heartbeat_s
+                     else kind.heartbeat_s) for k, kind in KINDS.items()}
+    registry = DeviceRegistry(settings.data_dir / "gateway.db", heartbeat, settings.ingest.heartbeat_misses)
+    ingestor = Ingestor(settings, site, outbox, registry, metrics)
+    ingestor.load_seen(time.time())
+    transport = MqttTransport(settings)
+    forwarder = Forwarder(outbox, make_writer(settings.influx), settings.influx, metrics)
+    metrics.gauge("gateway_outbox_depth", "Readings waiting for InfluxDB.", lambda: outbox.depth()[0])
+    metrics.gauge("gateway_outbox_bytes", "Bytes waiting for InfluxDB.", lambda: outbox.depth()[1])
+    metrics.gauge("gateway_outbox_dropped_total", "Readings dropped past the outbox bound.", lambda: outbox.dropped)
+    metrics.gauge("gateway_mqtt_connected", "1 while connected to the broker.", lambda: float(transport.connected))
+    return Services(settings, site, outbox, registry, metrics, ingestor, transport, forwarder, api_token(settings))
+
+
+def to_message(m: Inbound, prefix: str, site: str) -> Message | None:
+    where = classify_topic(m.topic, prefix, site)
+    if where is None:
+        return None
+    if isinstance(where, tuple):
+        return Message(m.topic, where[0], where[1], where[2], m.payload, m.received_at)
+    parts = m.topic.split("/")
+    device = parts[3] if len(parts) == 5 and where.reason == "unknown_kind" else ""
+    return Message(m.topic, "", device, "", m.payload, m.received_at, problem=where)
+
+
+class Supervised(threading.Thread):
+    """A thread whose unexpected death fails the whole gateway, loudly."""
+
+    def __init__(self, name: str, target: Callable[[], None], failed: threading.Event) -> None:
+        super().__init__(name=name, daemon=True)
+        self._target_fn = target
+        self._failed = failed
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except BaseException:  # the top supervisor: log everything, then stop the gateway
+            _LOGGER.critical("thread %s died; stopping the gateway", self.name, exc_info=True)
+            self._failed.set()
+
+
+class IngestLoop:
+    """Moves batches from the transport through the ingestor, acknowledging after commit."""
+
+    def __init__(self, services: Services) -> None:
+        self.sv = services
+        self.stop_evt = threading.Event()
+        s = services.settings
+        self.prefix, self.site = s.mqtt.topic_prefix, s.site
+        self.limit = max(1000, s.mqtt.receive_maximum)
+
+    def run(self) -> None:
+        transport, ingestor = self.sv.transport, self.sv.ingestor
+        next_tick = time.monotonic() + TICK_S
+        while not self.stop_evt.is_set():
+            transport.arrived.wait(max(0.0, next_tick - time.monotonic()))
+            transport.arrived.clear()
+            self.drain()
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + TICK_S
+                ingestor.tick(time.time())
+        # What is still in the inbox was never acknowledged: the broker keeps it for the next session.
+        ingestor.tick(time.time())
+
+    def drain(self) -> None:
+        transport, ingestor = self.sv.transport, self.sv.ingestor
+        while not self.stop_evt.is_set() and (batch := transport.take(self.limit)):
+            messages = [m for m in (to_message(i, self.prefix, self.site) for i in batch) if m is not None]
+            ingestor.handle(messages)
+            transport.ack(batch)
+
+
+class Gateway:
+    """Start, run until told to stop, stop cleanly (flushing what it can)."""
+
+    def __init__(self, services: Services, serve_api: Callable[[Services], Callable[[], None]] | None = None):
+        self.sv = services
+        self.ingest = IngestLoop(services)
+        self._ingest_thread = Supervised("ingest", self.ingest.run, services.failed)
+        self._serve_api = serve_api
+        self._stop_api: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        self.sv.forwarder.start()
+        self._ingest_thread.start()
+        self.sv.transport.start()
+        if self._serve_api:
+            self._stop_api = self._serve_api(self.sv)
+
+    def reload_site(self, path: Path | None) -> list[str]:
+        """Re-read the site file; on problems keep the current one and return them."""
+        from gateway.config import ConfigError
+
+        try:
+            site = load_site(path)
+        except ConfigError as exc:
+            for p in exc.problems:
+                _LOGGER.error("site file not reloaded: %s", p)
+            return exc.problems
+        self.sv.site = site
+        self.sv.ingestor.set_site(site)
+        _LOGGER.info("site file %s reloaded: %d assets, %d checkpoints", path, len(site.assets),
+                     len(site.checkpoints))
+        return []
+
+    def stop(self, drain_s: float = 5.0) -> None:
+        """Stop taking messages, make what was taken durable and acknowledged, flush to InfluxDB."""
+        _LOGGER.info("stopping: finishing the current batch and flushing the outbox (up to %.0f s)", drain_s)
+        self.ingest.stop_evt.set()
+        self.sv.transport.arrived.set()
+        self._ingest_thread.join(10)
+        self.sv.transport.stop()
+        if self._stop_api:
+            self._stop_api()
+        self.sv.forwarder.stop(drain_s)
+        depth = self.sv.outbox.depth()[0]
+        if depth:
+            _LOGGER.warning("%d readings left in the outbox; they go to InfluxDB at the next start", depth)
+        self.sv.registry.close()
+        self.sv.outbox.close()

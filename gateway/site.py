@@ -1,0 +1,173 @@
+"""The site file (``GATEWAY_SITE_FILE``): the property, its assets and the device bound to each.
+
+Validated like the configuration: every problem listed at once, one line each.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gateway.config import SEGMENT, ConfigError, format_validation_errors
+from gateway.sensors import CATEGORIES, KINDS
+from gateway.sensors.checkpoint import normalize_tag
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteInfo(_Model):
+    name: str = "site"
+    timezone: str = "Asia/Shanghai"
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (e.g. Asia/Shanghai)") from None
+        return v
+
+
+class AssetModel(_Model):
+    """A facility the commitments count (设施): a lamp, an extinguisher, a well."""
+
+    id: str
+    name: str = ""
+    category: str
+    kind: str | None = None
+    device: str | None = None
+    location: str = ""
+    building: str = ""
+    zone: str = ""
+    rated: dict[str, float] = {}
+    thresholds: dict[str, float] = {}
+
+    @field_validator("id", "device")
+    @classmethod
+    def _check_segment(cls, v: str | None) -> str | None:
+        if v is not None and not SEGMENT.match(v):
+            raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . -")
+        return v
+
+    @field_validator("category")
+    @classmethod
+    def _check_category(cls, v: str) -> str:
+        if v not in CATEGORIES:
+            raise ValueError(f"unknown category (known: {', '.join(CATEGORIES)})")
+        return v
+
+    @field_validator("kind")
+    @classmethod
+    def _check_kind(cls, v: str | None) -> str | None:
+        if v is not None and (v not in KINDS or KINDS[v].category is None):
+            raise ValueError(f"unknown sensor kind (known: {', '.join(k for k in KINDS if KINDS[k].category)})")
+        return v
+
+
+class CheckpointModel(_Model):
+    """A patrol checkpoint (巡更点): a place or an asset's own tag."""
+
+    id: str
+    name: str = ""
+    tag: str
+    asset: str | None = None
+
+    @field_validator("tag")
+    @classmethod
+    def _check_tag(cls, v: str) -> str:
+        tag = normalize_tag(v)
+        if not isinstance(tag, str):
+            raise ValueError(tag.detail)
+        return tag
+
+
+class SiteModel(_Model):
+    site: SiteInfo = SiteInfo()
+    assets: list[AssetModel] = []
+    checkpoints: list[CheckpointModel] = []
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """Which asset a device reports for, as stored in InfluxDB tags."""
+
+    asset: str
+    category: str
+
+
+@dataclass(frozen=True)
+class Site:
+    """The validated site file, with the lookups the hot path needs."""
+
+    info: SiteInfo
+    assets: tuple[AssetModel, ...]
+    checkpoints: tuple[CheckpointModel, ...]
+    bindings: dict[str, Binding]
+    tags: dict[str, str]
+
+    @classmethod
+    def empty(cls) -> Site:
+        return cls.from_model(SiteModel())
+
+    @classmethod
+    def from_model(cls, m: SiteModel) -> Site:
+        bindings = {a.device: Binding(a.id, a.category) for a in m.assets if a.device}
+        tags = {c.tag: c.id for c in m.checkpoints}
+        return cls(m.site, tuple(m.assets), tuple(m.checkpoints), bindings, tags)
+
+
+def _cross_checks(m: SiteModel, source: str) -> list[str]:
+    problems = []
+    for what, ids in (
+        ("asset id", [a.id for a in m.assets]),
+        ("device", [a.device for a in m.assets if a.device]),
+        ("checkpoint id", [c.id for c in m.checkpoints]),
+        ("checkpoint tag", [c.tag for c in m.checkpoints]),
+    ):
+        for value, n in Counter(ids).items():
+            if n > 1:
+                problems.append(f"{source}: {what} {value!r} appears {n} times (must be unique)")
+    for i, a in enumerate(m.assets):
+        if a.kind and KINDS[a.kind].category != a.category:
+            problems.append(
+                f"{source}: assets.{i}.kind: a {a.kind} reports for category "
+                f"{KINDS[a.kind].category!r}, not {a.category!r} (asset {a.id})"
+            )
+    asset_ids = {a.id for a in m.assets}
+    for i, c in enumerate(m.checkpoints):
+        if c.asset and c.asset not in asset_ids:
+            problems.append(f"{source}: checkpoints.{i}.asset: no asset {c.asset!r} in this file")
+    return problems
+
+
+def load_site(path: Path | None) -> Site:
+    """Read and validate a site file; raise ConfigError listing every problem."""
+    if path is None:
+        return Site.empty()
+    source = str(path)
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{source}: no such site file"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: not valid TOML: {exc}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{source}: cannot read: {exc}"]) from None
+    try:
+        model = SiteModel.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_errors(exc, {}, source)) from None
+    problems = _cross_checks(model, source)
+    if problems:
+        raise ConfigError(problems)
+    return Site.from_model(model)
