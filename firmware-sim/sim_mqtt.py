@@ -9,6 +9,8 @@ can end only when the broker has everything), and a ``pending`` figure for backp
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +20,24 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 
 _LOGGER = logging.getLogger(__name__)
+
+_PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
+_PAHO_CONNECTION_NOISE = ("Client is not connected", "failed to receive on socket", "timeout on socket")
+
+
+def _demote_connection_noise(record: logging.LogRecord) -> bool:
+    """Log paho's per-attempt connection errors at DEBUG.
+
+    paho logs every lost connection and every failed reconnect attempt as ERROR (and
+    once more on a clean disconnect); ``_on_disconnect`` already reports a loss once.
+    """
+    if record.levelno >= logging.ERROR and record.getMessage().startswith(_PAHO_CONNECTION_NOISE):
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return _PAHO_LOGGER.isEnabledFor(logging.DEBUG)
+    return True
+
+
+_PAHO_LOGGER.addFilter(_demote_connection_noise)
 
 _PLAIN_SCHEMES = {"mqtt": 1883, "tcp": 1883}
 _TLS_SCHEMES = {"mqtts": 8883, "ssl": 8883, "tls": 8883}
@@ -34,7 +54,7 @@ class BrokerUrl:
     password: str | None = None
 
     def redacted(self) -> str:
-        """The URL without the password, for log lines."""
+        """Return the URL without the password, for log lines."""
         user = f"{self.username}:***@" if self.username is not None else ""
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
@@ -166,19 +186,18 @@ class MqttPublisher:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        client.enable_logger(_PAHO_LOGGER)
         self._clients.append(client)
         self._owned.append(devices)
 
     # -- paho callbacks (run in each client's network thread) --------------------
 
-    def _on_connect(
-        self, client: mqtt.Client, idx: int, flags: Any, reason: mqtt.ReasonCode, props: Any
-    ) -> None:
+    def _on_connect(self, client: mqtt.Client, idx: int, flags: Any, reason: mqtt.ReasonCode, props: Any) -> None:
         del flags, props
         if reason.is_failure:
+            if self._last_error != f"broker refused: {reason}":
+                _LOGGER.error("%s refused the connection: %s", self._url.redacted(), reason)
             self._last_error = f"broker refused: {reason}"
-            _LOGGER.error("%s refused client %s: %s", self._url.redacted(), idx, reason)
             return
         for device in self._owned[idx]:
             self._send(idx, client, self._statuses[device], b"online", retain=True, counted=False)
@@ -196,9 +215,7 @@ class MqttPublisher:
         self._last_error = "connection failed"
         _LOGGER.debug("client %d: connection to %s failed, retrying", idx, self._url.redacted())
 
-    def _on_disconnect(
-        self, client: mqtt.Client, idx: int, flags: Any, reason: mqtt.ReasonCode, props: Any
-    ) -> None:
+    def _on_disconnect(self, client: mqtt.Client, idx: int, flags: Any, reason: mqtt.ReasonCode, props: Any) -> None:
         del client, flags, props
         with self._state_lock:
             self._connected.discard(idx)
@@ -206,20 +223,17 @@ class MqttPublisher:
         if was_up and reason.is_failure:
             _LOGGER.warning(
                 "lost %s (%s); reconnecting, unacknowledged QoS>0 messages will be resent",
-                self._url.redacted(), reason,
+                self._url.redacted(),
+                reason,
             )
 
-    def _on_publish(
-        self, client: mqtt.Client, idx: int, mid: int, reason: mqtt.ReasonCode, props: Any
-    ) -> None:
+    def _on_publish(self, client: mqtt.Client, idx: int, mid: int, reason: mqtt.ReasonCode, props: Any) -> None:
         del client, reason, props
         self._tracker.done((idx, mid))
 
     # -- API ---------------------------------------------------------------------
 
-    def _send(
-        self, idx: int, client: mqtt.Client, topic: str, payload: bytes, *, retain: bool, counted: bool
-    ) -> None:
+    def _send(self, idx: int, client: mqtt.Client, topic: str, payload: bytes, *, retain: bool, counted: bool) -> None:
         info = client.publish(topic, payload, qos=self._qos, retain=retain)
         queued = info.rc == mqtt.MQTT_ERR_SUCCESS or (info.rc == mqtt.MQTT_ERR_NO_CONN and self._qos > 0)
         if queued:
@@ -237,10 +251,24 @@ class MqttPublisher:
         if not self._first.wait(timeout):
             up = self.connected
             self._shutdown()
+            if self._last_error == "connection failed":
+                self._last_error = self._probe()
             raise ConnectionError(
                 f"{self._url.redacted()}: {up} of {len(self._clients)} connection(s) up after "
                 f"{timeout:g} s ({self._last_error})"
             )
+
+    def _probe(self) -> str:
+        """Find out why connecting fails: paho's on_connect_fail carries no reason."""
+        try:
+            with socket.create_connection((self._url.host, self._url.port), timeout=5) as sock:
+                if self._url.tls:
+                    context = ssl.create_default_context(cafile=self._ca_file)
+                    with context.wrap_socket(sock, server_hostname=self._url.host):
+                        pass
+        except OSError as err:  # includes ssl.SSLError
+            return str(err)
+        return "the broker accepts connections but never answered CONNECT"
 
     def publish(self, device: str, topic: str, payload: bytes, *, counted: bool = True) -> None:
         """Publish for ``device`` (through its own client in per-device mode)."""
@@ -254,23 +282,28 @@ class MqttPublisher:
 
     @property
     def published(self) -> int:
+        """Reading/tap messages accepted for sending (status messages excluded)."""
         return self._tracker.published
 
     @property
     def acked(self) -> int:
+        """Of those, how many the broker acknowledged (QoS 0: written to the socket)."""
         return self._tracker.acked
 
     @property
     def dropped(self) -> int:
+        """QoS 0 messages lost because the broker was away."""
         return self._tracker.dropped
 
     @property
     def connected(self) -> int:
+        """Clients currently connected."""
         with self._state_lock:
             return len(self._connected)
 
     @property
     def clients(self) -> int:
+        """Number of MQTT connections."""
         return len(self._clients)
 
     def wait_acked(self, timeout: float, abort: threading.Event | None = None) -> bool:

@@ -14,6 +14,7 @@ import select
 import socket
 import ssl
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
@@ -24,6 +25,13 @@ _SEND_CHUNK = 64 * 1024
 _PUBLISH_QOS1 = b"\x32"
 _DISCONNECT = b"\xe0\x00"
 _HEADER_CACHE = 100_000
+_CONNACK_CODES = {
+    1: "unacceptable protocol version",
+    2: "client identifier rejected",
+    3: "server unavailable",
+    4: "bad user name or password",
+    5: "not authorized",
+}
 
 
 class BurstError(ConnectionError):
@@ -114,12 +122,14 @@ def burst(
     ssl_context: ssl.SSLContext | None = None,
     client_id: str | None = None,
     timeout: float = 30.0,
+    stop: threading.Event | None = None,
 ) -> tuple[int, int, float]:
     """Publish every ``(topic, payload)`` at QoS 1 as fast as the broker acknowledges.
 
     Returns ``(sent, acked, seconds)``; seconds run from the first PUBLISH to the last
     PUBACK. Raises BurstError if the broker refuses, drops the connection, or stops
-    acknowledging for ``timeout`` seconds.
+    acknowledging for ``timeout`` seconds. Setting ``stop`` ends the burst early: nothing
+    more is sent, and what is in flight is still waited for.
     """
     if not 1 <= window <= 65535:
         raise ValueError(f"window {window}: must be 1..65535")
@@ -131,8 +141,9 @@ def burst(
         sock.sendall(connect_packet(client_id or f"fm-sim-burst-{os.getpid()}", username, password))
         connack = _recv_exact(sock, 4)
         if connack[0] != 0x20 or connack[3] != 0:
-            raise BurstError(f"broker refused the connection (CONNACK {connack.hex()})")
-        result = _pump(sock, topic_payloads, window, timeout)
+            reason = _CONNACK_CODES.get(connack[3], f"CONNACK {connack.hex()}")
+            raise BurstError(f"broker refused the connection: {reason}")
+        result = _pump(sock, topic_payloads, window, timeout, stop)
         sock.sendall(_DISCONNECT)
         return result
     finally:
@@ -144,6 +155,7 @@ def _pump(
     topic_payloads: Iterable[tuple[str | bytes, bytes]],
     window: int,
     timeout: float,
+    stop: threading.Event | None,
 ) -> tuple[int, int, float]:
     """Keep the window full; read PUBACKs without blocking until the window is full."""
     headers: dict[str | bytes, bytes] = {}
@@ -156,6 +168,8 @@ def _pump(
     exhausted = False
     start = time.perf_counter()
     while True:
+        if stop is not None and stop.is_set():
+            exhausted = True
         while not exhausted and len(inflight) < window and len(out) < _SEND_CHUNK:
             try:
                 topic, payload = next(items)
@@ -193,7 +207,9 @@ def _pump(
             if block:
                 raise BurstError(
                     f"no PUBACK for {timeout:.0f} s ({len(inflight)} unacknowledged)",
-                    sent, acked, time.perf_counter() - start,
+                    sent,
+                    acked,
+                    time.perf_counter() - start,
                 )
             continue
         try:

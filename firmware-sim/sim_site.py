@@ -54,13 +54,13 @@ class Checkpoint:
 
 
 def checkpoint_tag(site: str, index: int) -> str:
-    """A stable 7-byte NFC UID (NXP manufacturer byte 04) for checkpoint ``index``."""
+    """Return a stable 7-byte NFC UID (NXP manufacturer byte 04) for checkpoint ``index``."""
     digest = hashlib.sha256(f"{site}/CP-{index:04d}".encode()).hexdigest()
     return "04" + digest[:12].upper()
 
 
 def make_checkpoints(site: str, readers: int) -> list[Checkpoint]:
-    """The checkpoints patrolled by ``readers`` readers."""
+    """Return the checkpoints patrolled by ``readers`` readers."""
     return [
         Checkpoint(f"CP-{i:04d}", f"{i}号巡更点", checkpoint_tag(site, i))
         for i in range(1, readers * CHECKPOINTS_PER_READER + 1)
@@ -110,9 +110,7 @@ def asset_for(kind: str, index: int) -> tuple[str, str]:
     return f"{ASSET_PREFIX[kind]}{index:04d}", f"{index}号{ASSET_NOUN[kind]}"
 
 
-def manifest(
-    devices: list[DeviceState], checkpoints: list[Checkpoint], *, site: str, prefix: str
-) -> dict[str, Any]:
+def manifest(devices: list[DeviceState], checkpoints: list[Checkpoint], *, site: str, prefix: str) -> dict[str, Any]:
     """JSON-ready description of the fleet: devices, their topics and bound assets."""
     rows: list[dict[str, Any]] = []
     for dev in devices:
@@ -186,7 +184,7 @@ def site_toml(
 def write_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` so that readers never see a half-written file."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent or Path("."), prefix=f".{target.name}.")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

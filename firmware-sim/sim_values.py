@@ -176,9 +176,7 @@ def new_device(
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
     dev = device_id(kind, index)
     rng = random.Random(f"{seed}/{dev}")
-    state = DeviceState(
-        device=dev, kind=kind, rng=rng, born=born, index=index, schedule=schedule or LampSchedule()
-    )
+    state = DeviceState(device=dev, kind=kind, rng=rng, born=born, index=index, schedule=schedule or LampSchedule())
     if kind == "streetlight":
         state.nominal = rng.uniform(0.405, 0.445)
     elif kind == "fire_extinguisher":

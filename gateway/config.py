@@ -7,6 +7,7 @@ a bad configuration in one pass instead of one restart per mistake.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tomllib
@@ -20,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 ENV_PREFIX = "GATEWAY_"
+SECRET_KEYS = frozenset(("token", "password", "metrics_token"))
+_URL_SECRET = re.compile(r"//([^:/@]*):[^@]*@")
 
 
 class ConfigError(Exception):
@@ -61,7 +64,7 @@ class MqttSettings(_Section):
     @field_validator("topic_prefix", "client_id")
     @classmethod
     def _check_segment(cls, v: str) -> str:
-        if v and not SEGMENT.match(v):
+        if v and not SEGMENT.fullmatch(v):
             raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . -")
         return v
 
@@ -204,7 +207,7 @@ class Settings(_Section):
     @field_validator("site", "gateway_id")
     @classmethod
     def _check_segment(cls, v: str) -> str:
-        if not SEGMENT.match(v):
+        if not SEGMENT.fullmatch(v):
             raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . - (it is a topic segment)")
         return v
 
@@ -275,6 +278,11 @@ def format_validation_errors(
             msg = msg[len("Value error, ") :]
         given = err.get("input")
         shown = "" if err["type"] in ("extra_forbidden", "missing") or isinstance(given, dict) else f" (got {given!r})"
+        if loc and loc[-1] in SECRET_KEYS:
+            shown = ""
+        elif isinstance(given, str) and "@" in given:
+            masked = _URL_SECRET.sub(r"//\1:***@", given)
+            shown = f" (got {masked!r})"
         lines.append(f"{where}: {'.'.join(loc) or '(top)'}: {msg}{shown}")
     return lines
 
@@ -298,16 +306,46 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     problems += env_problems
     merged = _merge(data, env_tree)
     try:
-        settings = Settings.model_validate(merged)
+        problems += _cross_checks(Settings.model_validate(merged))
     except ValidationError as exc:
         problems += format_validation_errors(exc, origin, source)
-        settings = None
-    if settings is not None:
-        problems += _cross_checks(settings)
+        rest = without_invalid(merged, exc)
+        with contextlib.suppress(ValidationError):  # cross-check what is valid: every problem in one pass
+            problems += _cross_checks(Settings.model_validate(rest))
     if problems:
         raise ConfigError(problems)
-    assert settings is not None
-    return settings
+    return Settings.model_validate(merged)
+
+
+def without_invalid(data: dict[str, Any], exc: ValidationError) -> dict[str, Any]:
+    """A copy of ``data`` without the values (or list items) that failed validation."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for err in exc.errors():
+        loc = err["loc"]
+        node: Any = out
+        for i, part in enumerate(loc):
+            last = i == len(loc) - 1 or (isinstance(node, list) and isinstance(part, int))
+            if isinstance(node, dict) and part in node and not last:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node[part] = None  # removed below: keeps later indices of this error list valid
+                break
+            elif isinstance(node, dict) and part in node:
+                del node[part]
+                break
+            else:
+                break
+    return _drop_none_items(out)
+
+
+def _drop_none_items(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _drop_none_items(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_drop_none_items(v) for v in node if v is not None]
+    return node
 
 
 def _cross_checks(s: Settings) -> list[str]:

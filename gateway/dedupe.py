@@ -20,9 +20,12 @@ class Deduper:
     def __len__(self) -> int:
         return sum(len(d) for d in self._seen.values())
 
-    def is_repeat(self, device: str, key: Key) -> bool:
+    def is_repeat(self, device: str, key: Key, now: float) -> bool:
         keys = self._seen.get(device)
-        return keys is not None and key in keys
+        if keys is None:
+            return False
+        at = keys.get(key)
+        return at is not None and at >= now - self.window_s
 
     def add(self, device: str, key: Key, at: float) -> None:
         keys = self._seen.get(device)

@@ -93,7 +93,7 @@ class DeviceRegistry:
         rec.readings += 1
         if not late:
             rec.last_ts = ts
-            rec.last_fields = dict(fields)
+            rec.last_fields = fields  # type: ignore[assignment]  # readings' fields are never mutated
         if not rec.online:
             rec.online, rec.offline_reason, rec.status_at = True, None, now
             return Transition(device, kind, True, "reading", now)

@@ -150,6 +150,8 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             body = json.load(r)
         result = body["results"][0]
         if "error" in result:
+            if result["error"].startswith("database not found"):
+                return []
             raise RuntimeError(result["error"])
         return result.get("series", [])
 

@@ -81,6 +81,8 @@ class V1Writer:
     def _post(self, path: str, body: bytes | None = None) -> None:
         try:
             r = self.http.request("POST", self.s.url + path, body=body, headers=self.headers)
+        except urllib3.exceptions.NewConnectionError as exc:
+            raise WriteError("connection", str(exc), True) from None
         except urllib3.exceptions.TimeoutError as exc:
             raise WriteError("timeout", str(exc), True) from None
         except urllib3.exceptions.HTTPError as exc:
@@ -129,6 +131,8 @@ class V2Writer:
         except ApiException as exc:
             headers = exc.headers or {}
             raise classify_status(exc.status or 0, str(exc.body or exc.reason), headers.get("Retry-After")) from None
+        except urllib3.exceptions.NewConnectionError as exc:
+            raise WriteError("connection", str(exc), True) from None
         except urllib3.exceptions.TimeoutError as exc:
             raise WriteError("timeout", str(exc), True) from None
         except urllib3.exceptions.HTTPError as exc:
@@ -220,7 +224,14 @@ class Forwarder(threading.Thread):
 
     def _write(self, rows: list[tuple[int, float, str]]) -> None:
         if not self._db_ready:
-            self.writer.ensure_database()
+            try:
+                self.writer.ensure_database()
+            except WriteError as exc:
+                if exc.cause in ("connection", "timeout"):
+                    raise
+                # A write-only user may not create databases: write anyway; a missing one answers 404.
+                _LOGGER.warning("could not create database %r on %s (%s); writing anyway", self.s.db, self.s.url,
+                                exc.detail)
             self._db_ready = True
         body = "\n".join(line for _, _, line in rows).encode()
         t0 = time.perf_counter()

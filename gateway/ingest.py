@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.config import Settings
 from gateway.dedupe import Deduper
@@ -28,9 +28,11 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _LOG_EVERY_S = 600.0  # one log line per device and reason per this long
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A message as a transport received it. ``source`` is the MQTT topic or the serial port."""
+class Message(NamedTuple):
+    """A message as a transport received it. ``source`` is the MQTT topic or the serial port.
+
+    Immutable like the other domain values; a NamedTuple because one is made per message.
+    """
 
     source: str
     kind: str
@@ -51,7 +53,7 @@ def classify_topic(topic: str, prefix: str, site: str) -> tuple[str, str, str] |
         return None
     if kind not in KINDS:
         return Rejection("unknown_kind", f"unknown kind {kind[:64]!r} (known: {', '.join(KINDS)})")
-    if not _SEGMENT.match(device):
+    if not _SEGMENT.fullmatch(device):
         return Rejection("bad_topic", f"device segment {device[:80]!r} is not 1-64 of A-Z a-z 0-9 _ . -")
     expected = ("tap", "status") if kind == "checkpoint" else ("reading", "status")
     if leaf not in expected:
@@ -132,7 +134,7 @@ class Ingestor:
                 continue
             key = item.key
             if key is not None:
-                if deduper.is_repeat(msg.device, key) or (msg.device, key) in pending:
+                if deduper.is_repeat(msg.device, key, msg.received_at) or (msg.device, key) in pending:
                     metrics.duplicates += 1
                     continue
                 pending.add((msg.device, key))
@@ -149,7 +151,7 @@ class Ingestor:
     def _line(self, msg: Message, item: Reading | Tap) -> str:
         if isinstance(item, Tap):
             return tap_line(self.site_name, item.reader, self.site.tags.get(item.tag), item.tag, item.badge, item.ts)
-        return reading_line(msg.kind, self._tags_for(msg.kind, msg.device), item.fields, item.seq, item.flags, item.ts)
+        return reading_line(msg.kind, self._tags_for(msg.kind, msg.device), item.fields, item.flags, item.ts)
 
     def _account(
         self,

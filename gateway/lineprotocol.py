@@ -12,11 +12,7 @@ from gateway.sensors.base import Value
 
 
 def _field_value(v: Value) -> str:
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    return repr(v)
+    return "true" if v is True else "false" if v is False else repr(v)
 
 
 def string_field(s: str) -> str:
@@ -35,16 +31,14 @@ def reading_line(
     measurement: str,
     tags: str,
     fields: Mapping[str, Value],
-    seq: int | None,
     flags: frozenset[str],
     ts: float,
 ) -> str:
     """One point. ``tags`` is the prebuilt ``,k=v`` tag string; flags become boolean fields."""
-    parts = [f"{k}={_field_value(v)}" for k, v in fields.items()]
-    if seq is not None:
-        parts.append(f"seq={seq}i")
-    parts.extend(f"{f}=true" for f in sorted(flags))
-    return f"{measurement}{tags} {','.join(parts)} {to_us(ts)}"
+    body = ",".join([f"{k}={'true' if v is True else 'false' if v is False else repr(v)}" for k, v in fields.items()])
+    if flags:
+        body += "".join(f",{f}=true" for f in sorted(flags))
+    return f"{measurement}{tags} {body} {round(ts * 1_000_000)}"
 
 
 def device_tags(site: str, device: str, asset: str | None, category: str | None) -> str:

@@ -69,5 +69,6 @@ class Metrics:
         out.append(f"gateway_influx_write_seconds_count {self.write_count}")
         for name, (help_text, fn) in sorted(self.gauges.items()):
             family(name, "gauge", help_text)
-            out.append(f"{name} {fn():g}")
+            value = fn()
+            out.append(f"{name} {int(value) if float(value).is_integer() else value}")
         return "\n".join(out) + "\n"

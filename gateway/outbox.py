@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,6 @@ _LOGGER = logging.getLogger(__name__)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, at REAL NOT NULL, line TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS seen (device TEXT NOT NULL, seq INTEGER NOT NULL, k REAL NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, source TEXT NOT NULL, device TEXT,
     reason TEXT NOT NULL, detail TEXT NOT NULL, size INTEGER NOT NULL, payload BLOB NOT NULL);
@@ -69,6 +69,9 @@ class Outbox:
         row = self._w.execute("SELECT count FROM outbox_drops").fetchone()
         self.dropped = row[0] if row else 0
         self.changed = threading.Condition()
+        # (last rowid, receive time) of each committed batch of keys: pruning by rowid needs no index.
+        self._seen_marks: deque[tuple[int, float]] = deque()
+        self._seen_pruned = False
 
     # -- ingest side ---------------------------------------------------------------------------
     def commit(
@@ -85,6 +88,7 @@ class Outbox:
                 w.executemany("INSERT INTO outbox (at, line) VALUES (?, ?)", lines)
             if seen:
                 w.executemany("INSERT INTO seen (device, seq, k, at) VALUES (?, ?, ?, ?)", seen)
+                self._seen_marks.append((w.execute("SELECT max(rowid) FROM seen").fetchone()[0], seen[-1][3]))
             if dead:
                 w.executemany(
                     "INSERT INTO dead_letters (at, source, device, reason, detail, size, payload)"
@@ -151,7 +155,15 @@ class Outbox:
     def prune(self, seen_before: float) -> None:
         """Forget expired message keys and the oldest dead letters beyond the kept number."""
         w = self._w
-        w.execute("DELETE FROM seen WHERE at < ?", (seen_before,))
+        if not self._seen_pruned:  # once per start: a full scan for what expired while stopped
+            w.execute("DELETE FROM seen WHERE at < ?", (seen_before,))
+            self._seen_pruned = True
+        last = None
+        marks = self._seen_marks
+        while marks and marks[0][1] < seen_before:
+            last = marks.popleft()[0]
+        if last is not None:
+            w.execute("DELETE FROM seen WHERE rowid <= ?", (last,))
         w.execute(
             "DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?",
             (self.dead_letter_keep,),

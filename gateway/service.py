@@ -27,6 +27,7 @@ from gateway.site import Site, load_site
 
 _LOGGER = logging.getLogger(__name__)
 TICK_S = 1.0
+GATHER_S = 0.01  # wait this long for a fuller batch: one commit (and fsync) serves many messages
 
 
 @dataclass
@@ -79,8 +80,15 @@ def build(settings: Settings, site: Site) -> Services:
     return Services(settings, site, outbox, registry, metrics, ingestor, transport, forwarder, api_token(settings))
 
 
-def to_message(m: Inbound, prefix: str, site: str) -> Message | None:
-    where = classify_topic(m.topic, prefix, site)
+def to_message(m: Inbound, prefix: str, site: str, cache: dict[str, object] | None = None) -> Message | None:
+    """The transport's message as the ingestor's; ``cache`` remembers topics already classified."""
+    where = cache.get(m.topic) if cache is not None else None
+    if where is None:
+        where = classify_topic(m.topic, prefix, site)
+        if cache is not None and isinstance(where, tuple):
+            if len(cache) > 100_000:
+                cache.clear()
+            cache[m.topic] = where
     if where is None:
         return None
     if isinstance(where, tuple):
@@ -115,12 +123,15 @@ class IngestLoop:
         s = services.settings
         self.prefix, self.site = s.mqtt.topic_prefix, s.site
         self.limit = max(1000, s.mqtt.receive_maximum)
+        self.topics: dict[str, object] = {}
+        self.gather_n = max(1, s.mqtt.receive_maximum // 2)
 
     def run(self) -> None:
         transport, ingestor = self.sv.transport, self.sv.ingestor
         next_tick = time.monotonic() + TICK_S
         while not self.stop_evt.is_set():
-            transport.arrived.wait(max(0.0, next_tick - time.monotonic()))
+            if transport.arrived.wait(max(0.0, next_tick - time.monotonic())):
+                self._gather()
             transport.arrived.clear()
             self.drain()
             if time.monotonic() >= next_tick:
@@ -129,10 +140,17 @@ class IngestLoop:
         # What is still in the inbox was never acknowledged: the broker keeps it for the next session.
         ingestor.tick(time.time())
 
+    def _gather(self) -> None:
+        inbox, want = self.sv.transport.inbox, self.gather_n
+        end = time.monotonic() + GATHER_S
+        while len(inbox) < want and time.monotonic() < end and not self.stop_evt.is_set():
+            time.sleep(0.001)
+
     def drain(self) -> None:
         transport, ingestor = self.sv.transport, self.sv.ingestor
         while not self.stop_evt.is_set() and (batch := transport.take(self.limit)):
-            messages = [m for m in (to_message(i, self.prefix, self.site) for i in batch) if m is not None]
+            prefix, site, topics = self.prefix, self.site, self.topics
+            messages = [m for m in (to_message(i, prefix, site, topics) for i in batch) if m is not None]
             ingestor.handle(messages)
             transport.ack(batch)
 

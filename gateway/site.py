@@ -5,15 +5,17 @@ Validated like the configuration: every problem listed at once, one line each.
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gateway.config import SEGMENT, ConfigError, format_validation_errors
+from gateway.config import SEGMENT, ConfigError, format_validation_errors, without_invalid
 from gateway.sensors import CATEGORIES, KINDS
 from gateway.sensors.checkpoint import normalize_tag
 
@@ -55,7 +57,7 @@ class AssetModel(_Model):
     @field_validator("id", "device")
     @classmethod
     def _check_segment(cls, v: str | None) -> str | None:
-        if v is not None and not SEGMENT.match(v):
+        if v is not None and not SEGMENT.fullmatch(v):
             raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . -")
         return v
 
@@ -126,8 +128,18 @@ class Site:
         return cls(m.site, tuple(m.assets), tuple(m.checkpoints), bindings, tags)
 
 
-def _cross_checks(m: SiteModel, source: str) -> list[str]:
+def _cross_checks(m: SiteModel, source: str, raw: dict[str, Any] | None = None) -> list[str]:
+    """Checks across entries; positions refer to the file (``raw``), even when invalid entries were left out."""
     problems = []
+
+    def position(section: str, ident: str, fallback: int) -> int:
+        items = (raw or {}).get(section)
+        if isinstance(items, list):
+            for i, item in enumerate(items):
+                if isinstance(item, dict) and item.get("id") == ident:
+                    return i
+        return fallback
+
     for what, ids in (
         ("asset id", [a.id for a in m.assets]),
         ("device", [a.device for a in m.assets if a.device]),
@@ -140,13 +152,14 @@ def _cross_checks(m: SiteModel, source: str) -> list[str]:
     for i, a in enumerate(m.assets):
         if a.kind and KINDS[a.kind].category != a.category:
             problems.append(
-                f"{source}: assets.{i}.kind: a {a.kind} reports for category "
+                f"{source}: assets.{position('assets', a.id, i)}.kind: a {a.kind} reports for category "
                 f"{KINDS[a.kind].category!r}, not {a.category!r} (asset {a.id})"
             )
     asset_ids = {a.id for a in m.assets}
     for i, c in enumerate(m.checkpoints):
         if c.asset and c.asset not in asset_ids:
-            problems.append(f"{source}: checkpoints.{i}.asset: no asset {c.asset!r} in this file")
+            at = position("checkpoints", c.id, i)
+            problems.append(f"{source}: checkpoints.{at}.asset: no asset {c.asset!r} in this file")
     return problems
 
 
@@ -166,7 +179,10 @@ def load_site(path: Path | None) -> Site:
     try:
         model = SiteModel.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_errors(exc, {}, source)) from None
+        problems = format_validation_errors(exc, {}, source)
+        with contextlib.suppress(ValidationError):  # cross-check what is valid: every problem in one pass
+            problems += _cross_checks(SiteModel.model_validate(without_invalid(data, exc)), source, data)
+        raise ConfigError(problems) from None
     problems = _cross_checks(model, source)
     if problems:
         raise ConfigError(problems)

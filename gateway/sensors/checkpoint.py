@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass, field
 
 from gateway.sensors.base import (
@@ -22,6 +23,11 @@ KIND = SensorKind(
     heartbeat_s=3600.0,
     doc="NFC tag taps",
     fields={},
+    json_properties={
+        "tag": {"type": "string", "description": "NFC UID in hex; case-insensitive, ':' separators allowed"},
+        "badge": {"type": "string", "description": "the guard's card or id, when the reader knows it"},
+    },
+    json_required=("tag",),
 )
 
 _HEX = re.compile(r"^[0-9A-F]{2,64}$")
@@ -47,7 +53,7 @@ def normalize_tag(raw: object) -> str | Rejection:
     if not isinstance(raw, str):
         return Rejection("schema", f"tag must be a hex string, got {raw!r}"[:200])
     tag = raw.strip().replace(":", "").upper()
-    if not _HEX.match(tag) or len(tag) % 2:
+    if not _HEX.fullmatch(tag) or len(tag) % 2:
         return Rejection("schema", f"tag {raw[:80]!r} is not a hex NFC UID (e.g. 04A224B2C15E80)")
     return tag
 
@@ -67,7 +73,7 @@ def decode_tap(
     if isinstance(tag, Rejection):
         return tag
     badge = obj.get("badge")
-    if badge is not None and (not isinstance(badge, str) or not _BADGE.match(badge)):
+    if badge is not None and (not isinstance(badge, str) or not _BADGE.fullmatch(badge)):
         return Rejection("schema", f"badge must be 1-64 of A-Z a-z 0-9 _ . @ -, got {badge!r}"[:200])
     seq = parse_seq(obj)
     if isinstance(seq, Rejection):
@@ -78,5 +84,5 @@ def decode_tap(
     ts, flags, device_time = when
     key = dedupe_key(seq, ts, device_time, payload)
     if key is None and device_time:
-        key = (-1, ts)  # a reader without a counter: the same tag at the same instant is a repeat
+        key = (-1 - zlib.crc32(tag.encode()), ts)  # no counter: the same tag at the same instant repeats
     return Tap(reader, tag, badge, ts, received_at, seq, flags, key)
