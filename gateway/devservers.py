@@ -91,7 +91,8 @@ class Mosquitto(_Server):
         ]
         conf.write_text("\n".join(lines) + "\n")
         self.proc = subprocess.Popen([_find("mosquitto"), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.folder / "mosquitto.err", "ab"))  # noqa: SIM115
+                                     stderr=open(self.folder / "mosquitto.err", "ab"),  # noqa: SIM115
+                                     start_new_session=True)  # Ctrl-C of a demo must not kill it first
         if not wait_tcp(self.port):
             self.stop()
             raise RuntimeError(f"mosquitto did not start on port {self.port}; see {self.folder}")
@@ -131,7 +132,8 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   level = "warn"
 """)
         self.proc = subprocess.Popen([_find("influxd"), "-config", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=open(d / "influxd.log", "ab"))  # noqa: SIM115
+                                     stderr=open(d / "influxd.log", "ab"),  # noqa: SIM115
+                                     start_new_session=True)
         end = time.monotonic() + 30
         while time.monotonic() < end:
             if self.proc.poll() is not None:
