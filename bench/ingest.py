@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -126,18 +127,13 @@ def wait_ready(gw: subprocess.Popen[bytes], data_dir: Path, mqtt_port: int, time
         c.loop_stop()
 
 
-def check_points(influx: Influxd, expected: dict[tuple[str, int], int]) -> dict[str, int]:
+def check_points(influx: Influxd, expected: set[tuple[str, int]]) -> dict[str, int]:
     """Stored (device, time µs) against the published ones: distinct, doubled pairs, extra rows."""
-    stored: dict[tuple[str, int], int] = {}
-    rows = 0
-    for s in influx.query("SELECT current_a FROM streetlight GROUP BY device", DB):
-        device = s["tags"]["device"]
-        for t, _ in s["values"]:
-            stored[(device, t)] = stored.get((device, t), 0) + 1
-            rows += 1
+    rows = influx.query("SELECT current_a FROM streetlight GROUP BY device", DB)
+    stored = Counter((s["tags"]["device"], t) for s in rows for t, _ in s["values"])
     distinct = sum(1 for k in stored if k in expected)
     doubled = sum(1 for k, c in stored.items() if c > 1 and k in expected)
-    return {"points": rows, "distinct": distinct, "doubled": doubled, "extra": rows - distinct}
+    return {"points": stored.total(), "distinct": distinct, "doubled": doubled, "extra": stored.total() - distinct}
 
 
 def one_run(a: argparse.Namespace, run: int, base: Path) -> dict[str, Any]:
@@ -164,10 +160,8 @@ def one_run(a: argparse.Namespace, run: int, base: Path) -> dict[str, Any]:
         stamps: list[int] = []
 
         def clock() -> float:  # strictly increasing µs, recorded: stored time -> (device, seq)
-            us = time.time_ns() // 1000
-            us = us if not stamps or us > stamps[-1] else stamps[-1] + 1
-            stamps.append(us)
-            return us / 1e6
+            stamps.append(max(time.time_ns() // 1000, stamps[-1] + 1 if stamps else 0))
+            return stamps[-1] / 1e6
 
         pub: dict[str, Any] = {}
 
@@ -180,7 +174,7 @@ def one_run(a: argparse.Namespace, run: int, base: Path) -> dict[str, Any]:
             pub["done"] = time.time()
 
         pids = {"gateway": gw.pid, **{k: s.proc.pid for k, s in (("mosquitto", mosq), ("influxd", influx)) if s.proc}}
-        cpu0 = {k: usage(p)[0] for k, p in pids.items()} | {"self": sum(os.times()[:2]), "all": busy()}
+        cpu0 = {k: usage(p)[0] for k, p in pids.items()} | {"bench": sum(os.times()[:2]), "all": busy()}
         thread = threading.Thread(target=publish, name="publisher", daemon=True)
         thread.start()
         t_go = time.time()
@@ -204,28 +198,25 @@ def one_run(a: argparse.Namespace, run: int, base: Path) -> dict[str, Any]:
             if stalled or now - t_go > TIMEOUT_S:
                 count = influx.count("streetlight", "current_a", DB)
                 t_end, res["stalled"] = t_last, True
-        cpu1 = {k: usage(p)[0] for k, p in pids.items()} | {"self": sum(os.times()[:2]), "all": busy()}
+        cpu1 = {k: usage(p)[0] for k, p in pids.items()} | {"bench": sum(os.times()[:2]), "all": busy()}
         res["rss_mb"] = round(usage(gw.pid)[1], 1)
         thread.join(60)
         if "error" in pub:
             raise RuntimeError(f"publisher: {pub['error']}")
         t_first = stamps[0] / 1e6
-        sent, acked, seconds = pub["result"]
-        res["pub_per_s"] = round(acked / seconds) if seconds else None
+        res["sent"], res["acked"], seconds = pub["result"]
+        res["pub_per_s"] = round(res["acked"] / seconds) if seconds else None
         res["seconds"] = round(t_end - t_first, 3)
         res["readings_per_s"] = round(min(count, a.n) / (t_end - t_first))
-        res["cpu_s"] = round(cpu1["gateway"] - cpu0["gateway"], 2)
-        res["cpu_us"] = round(res["cpu_s"] / a.n * 1e6, 1)
-        res["cpu_mosquitto_s"] = round(cpu1["mosquitto"] - cpu0["mosquitto"], 2)
-        res["cpu_influxd_s"] = round(cpu1["influxd"] - cpu0["influxd"], 2)
-        res["cpu_bench_s"] = round(cpu1["self"] - cpu0["self"], 2)  # publisher + polling
-        used = {k: cpu1[k] - cpu0[k] for k in cpu0}  # noise: CPU of processes that are not part of the run
+        used = {k: cpu1[k] - cpu0[k] for k in cpu0}  # bench = this process: publisher and polling
+        res.update({f"cpu_{k}_s": round(v, 2) for k, v in used.items() if k not in ("gateway", "all")})
+        res["cpu_s"], res["cpu_us"] = round(used["gateway"], 2), round(used["gateway"] / a.n * 1e6, 1)
+        # noise: what else ran on the machine meanwhile (other processes; ±0.5 s of accounting skew)
         res["cpu_others_s"] = round(used["all"] - sum(v for k, v in used.items() if k != "all"), 2)
         time.sleep(1.0)  # a late rewrite or duplicate would land now
-        expected = {(devices[k % a.devices], round(float(b"%.6f" % (us / 1e6)) * 1e6)): k
-                    for k, us in enumerate(stamps)}
-        pts = check_points(influx, expected)
-        res.update(pts, lost=a.n - pts["distinct"], sent=sent, acked=acked)
+        pts = check_points(influx, {(devices[k % a.devices], round(float(b"%.6f" % (us / 1e6)) * 1e6))
+                                    for k, us in enumerate(stamps)})
+        res.update(pts, lost=a.n - pts["distinct"])
     except (RuntimeError, OSError, ValueError, KeyError) as exc:  # reported; fails the exit status
         _LOG.error("run %d failed: %s", run, exc)
         res["error"] = str(exc)
@@ -253,7 +244,8 @@ def compare(a: argparse.Namespace, base: Path) -> dict[str, Any]:
         table_md, _ = proc.communicate()
     finally:
         stop_proc(proc, signal.SIGINT, 60)  # SIGINT: the harness then stops its own servers and pipeline
-    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines() if x.strip()]
+    jsonl = out / "results.jsonl"
+    rows = [json.loads(x) for x in jsonl.read_text().splitlines() if x.strip()] if jsonl.exists() else []
     med = {lab: statistics.median([r["msgs_per_s"] for r in rows if r["label"] == lab and "error" not in r] or [0])
            for lab in ("batched", "gateway")}
     lost = sum(r.get("lost", 0) for r in rows if r["label"] == "gateway")
@@ -265,7 +257,7 @@ def compare(a: argparse.Namespace, base: Path) -> dict[str, Any]:
                      "writes on every point (CONTRACT.md, InfluxDB); this is expected, not an error.\n")
     return {"compare": True, "harness_exit": proc.returncode, "batched_msgs_per_s": med["batched"],
             "gateway_msgs_per_s": med["gateway"], "ratio": round(ratio, 3), "gateway_lost": lost,
-            "harness_results": str(out / "results.jsonl")}
+            "harness_results": str(jsonl)}
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -330,12 +322,15 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 _LOG.error("--compare: %s not found", HARNESS)
                 return 1
+    except KeyboardInterrupt:
+        _LOG.error("interrupted: the servers and gateways it started are stopped")
+        return 130
     finally:
         if a.keep:
             _LOG.info("kept %s", base)
         else:
             shutil.rmtree(base, ignore_errors=True)
-    bad = any("error" in r or r["lost"] or r["doubled"] or r["extra"] for r in results)
+    bad = any("error" in r or r["lost"] or r["doubled"] or r["extra"] or r["gateway_exit"] for r in results)
     return 1 if bad or (cmp is not None and (cmp["gateway_lost"] or cmp["harness_exit"])) else 0
 
 

@@ -111,8 +111,6 @@ class MqttTransport:
             return
         if not flags.session_present:
             self._generation += 1  # message ids of any earlier session mean nothing now
-        self.connected = True
-        self.connected_since = time.time()
         topic = f"{self.base}/#"
         if self.v5:
             client.subscribe(topic, options=SubscribeOptions(qos=1, noLocal=True))
@@ -124,9 +122,13 @@ class MqttTransport:
 
     def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, reasons: list[mqtt.ReasonCode],
                       _p: Properties | None) -> None:
+        """Connected means subscribed: only then is nothing published to us lost."""
         for r in reasons:
             if r.is_failure:
                 _LOGGER.error("MQTT broker refused the subscription to %s/#: %s", self.base, r)
+                return
+        self.connected = True
+        self.connected_since = time.time()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: mqtt.DisconnectFlags,
                        reason: mqtt.ReasonCode, _p: Properties | None) -> None:
