@@ -11,10 +11,6 @@ from collections.abc import Mapping
 from gateway.sensors.base import Value
 
 
-def _field_value(v: Value) -> str:
-    return "true" if v is True else "false" if v is False else repr(v)
-
-
 def string_field(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

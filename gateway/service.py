@@ -27,7 +27,6 @@ from gateway.site import Site, load_site
 
 _LOGGER = logging.getLogger(__name__)
 TICK_S = 1.0
-GATHER_S = 0.01  # wait this long for a fuller batch: one commit (and fsync) serves many messages
 
 
 @dataclass
@@ -124,14 +123,12 @@ class IngestLoop:
         self.prefix, self.site = s.mqtt.topic_prefix, s.site
         self.limit = max(1000, s.mqtt.receive_maximum)
         self.topics: dict[str, object] = {}
-        self.gather_n = max(1, s.mqtt.receive_maximum // 2)
 
     def run(self) -> None:
         transport, ingestor = self.sv.transport, self.sv.ingestor
         next_tick = time.monotonic() + TICK_S
         while not self.stop_evt.is_set():
-            if transport.arrived.wait(max(0.0, next_tick - time.monotonic())):
-                self._gather()
+            transport.arrived.wait(max(0.0, next_tick - time.monotonic()))
             transport.arrived.clear()
             self.drain()
             if time.monotonic() >= next_tick:
@@ -139,12 +136,6 @@ class IngestLoop:
                 ingestor.tick(time.time())
         # What is still in the inbox was never acknowledged: the broker keeps it for the next session.
         ingestor.tick(time.time())
-
-    def _gather(self) -> None:
-        inbox, want = self.sv.transport.inbox, self.gather_n
-        end = time.monotonic() + GATHER_S
-        while len(inbox) < want and time.monotonic() < end and not self.stop_evt.is_set():
-            time.sleep(0.001)
 
     def drain(self) -> None:
         transport, ingestor = self.sv.transport, self.sv.ingestor
