@@ -157,6 +157,7 @@ class IngestSettings(_Section):
     max_skew_s: float = Field(300.0, ge=0)
     max_age_s: float = Field(7 * 86400.0, gt=0)
     dedupe_window_s: float = Field(3600.0, ge=0)
+    dedupe_max_keys: int = Field(200_000, ge=10_000)  # bounds memory (about 36 MB at 200,000)
     heartbeat_misses: int = Field(3, ge=1)
     dead_letter_payload_bytes: int = Field(2048, ge=16)
     dead_letter_keep: int = Field(100_000, ge=100)
@@ -359,6 +360,9 @@ def _cross_checks(s: Settings) -> list[str]:
         problems.append("influx.org / influx.token: both are required when influx.api is v2")
     if s.mqtt.reconnect_min_s > s.mqtt.reconnect_max_s:
         problems.append("mqtt.reconnect_min_s: must not exceed mqtt.reconnect_max_s")
+    if s.ingest.dedupe_max_keys < 4 * s.mqtt.receive_maximum:
+        problems.append(f"ingest.dedupe_max_keys: must be at least 4 x mqtt.receive_maximum "
+                        f"({4 * s.mqtt.receive_maximum}), or redelivered messages may be stored twice")
     if (s.mqtt.cert_file is None) != (s.mqtt.key_file is None):
         problems.append("mqtt.cert_file / mqtt.key_file: give both for a client certificate, or neither")
     if (s.api.tls_cert_file is None) != (s.api.tls_key_file is None):

@@ -86,6 +86,8 @@ class Mosquitto(_Server):
             f"listener {self.port} 127.0.0.1", "allow_anonymous true",
             f"persistence {'true' if self.persistence else 'false'}", f"persistence_location {self.folder}/",
             "max_queued_messages 0", "sys_interval 1",
+            # Started by root, mosquitto would become user 'mosquitto', who cannot read a private temp folder.
+            *(["user root"] if os.geteuid() == 0 else []),
             f"log_dest file {self.folder / 'mosquitto.log'}", "log_type error", "log_type warning",
             *self.extra,
         ]

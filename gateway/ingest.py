@@ -75,7 +75,7 @@ class Ingestor:
         self.policy = Policy(settings.ingest.max_skew_s, settings.ingest.max_age_s)
         self.max_payload = settings.mqtt.max_payload_bytes
         self.dl_bytes = settings.ingest.dead_letter_payload_bytes
-        self.deduper = Deduper(settings.ingest.dedupe_window_s)
+        self.deduper = Deduper(settings.ingest.dedupe_window_s, settings.ingest.dedupe_max_keys)
         self.newest: dict[str, float] = registry.newest_ts()
         self._logged: dict[tuple[str, str], float] = {}
         self.transitions: list[Transition] = []

@@ -114,36 +114,28 @@ class Supervised(threading.Thread):
 
 
 class IngestLoop:
-    """Moves batches from the transport through the ingestor, acknowledging after commit."""
+    """Polls the transport, puts each batch through the ingestor, acknowledges it once durable."""
 
     def __init__(self, services: Services) -> None:
         self.sv = services
         self.stop_evt = threading.Event()
         s = services.settings
         self.prefix, self.site = s.mqtt.topic_prefix, s.site
-        self.limit = max(1000, s.mqtt.receive_maximum)
         self.topics: dict[str, object] = {}
 
     def run(self) -> None:
         transport, ingestor = self.sv.transport, self.sv.ingestor
+        prefix, site, topics = self.prefix, self.site, self.topics
         next_tick = time.monotonic() + TICK_S
         while not self.stop_evt.is_set():
-            transport.arrived.wait(max(0.0, next_tick - time.monotonic()))
-            transport.arrived.clear()
-            self.drain()
+            batch = transport.poll(max(0.0, next_tick - time.monotonic()))
+            if batch:
+                ingestor.handle([m for m in (to_message(i, prefix, site, topics) for i in batch) if m is not None])
+                transport.ack(batch)
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK_S
                 ingestor.tick(time.time())
-        # What is still in the inbox was never acknowledged: the broker keeps it for the next session.
         ingestor.tick(time.time())
-
-    def drain(self) -> None:
-        transport, ingestor = self.sv.transport, self.sv.ingestor
-        while not self.stop_evt.is_set() and (batch := transport.take(self.limit)):
-            prefix, site, topics = self.prefix, self.site, self.topics
-            messages = [m for m in (to_message(i, prefix, site, topics) for i in batch) if m is not None]
-            ingestor.handle(messages)
-            transport.ack(batch)
 
 
 class Gateway:
@@ -158,8 +150,7 @@ class Gateway:
 
     def start(self) -> None:
         self.sv.forwarder.start()
-        self._ingest_thread.start()
-        self.sv.transport.start()
+        self._ingest_thread.start()  # it connects to the broker
         if self._serve_api:
             self._stop_api = self._serve_api(self.sv)
 
@@ -183,7 +174,7 @@ class Gateway:
         """Stop taking messages, make what was taken durable and acknowledged, flush to InfluxDB."""
         _LOGGER.info("stopping: finishing the current batch and flushing the outbox (up to %.0f s)", drain_s)
         self.ingest.stop_evt.set()
-        self.sv.transport.arrived.set()
+        self.sv.transport.wake()
         self._ingest_thread.join(10)
         self.sv.transport.stop()
         if self._stop_api:

@@ -223,3 +223,55 @@ def publisher(mosquitto: Mosquitto) -> Iterator[Publisher]:
     p = Publisher(mosquitto.port)
     yield p
     p.close()
+
+
+class Subscriber:
+    """Another client on the broker, collecting what arrives on one topic filter (retained included)."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload, m.retain))
+        self.client.connect(host="127.0.0.1", port=port)
+        self.client.subscribe(topic, qos=1)
+        self.client.loop_start()
+
+    def payloads(self) -> list[bytes]:
+        return [p for _, p, _ in self.messages]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture(scope="session")
+def site_tls(servers_dir: Path) -> dict[str, Path]:
+    """A site CA and a server certificate for localhost and 127.0.0.1, made with openssl."""
+    d = servers_dir / "tls"
+    d.mkdir()
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=test site CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=localhost")
+    (d / "ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.crt", "-days", "2", "-extfile", "ext")
+    return {"ca": d / "ca.crt", "cert": d / "server.crt", "key": d / "server.key"}
+
+
+@pytest.fixture
+def secure_mosquitto(tmp_path: Path, site_tls: dict[str, Path]) -> Iterator[Mosquitto]:
+    """A broker as a site should run it: TLS only, no anonymous access, one account (gw / gw-secret)."""
+    passwords = tmp_path / "passwords"
+    passwords.touch()
+    subprocess.run(["mosquitto_passwd", "-b", str(passwords), "gw", "gw-secret"], check=True, capture_output=True)
+    server = Mosquitto(tmp_path / "mosquitto-tls", extra=[
+        "allow_anonymous false", f"password_file {passwords}",
+        f"cafile {site_tls['ca']}", f"certfile {site_tls['cert']}", f"keyfile {site_tls['key']}",
+    ]).start()
+    yield server
+    server.stop()

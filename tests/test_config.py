@@ -154,6 +154,8 @@ SINGLE_PROBLEMS = [
     pytest.param("", {"GATEWAY_INFLUX_API": "v2", "GATEWAY_INFLUX_ORG": "acme"}, "influx.org / influx.token",
                  "required", id="v2-without-token"),
     pytest.param("[kinds.lamp]\nheartbeat_s = 5\n", {}, "kinds.lamp: ", "unknown sensor kind", id="unknown-kind"),
+    pytest.param("", {"GATEWAY_MQTT_RECEIVE_MAXIMUM": "60000", "GATEWAY_INGEST_DEDUPE_MAX_KEYS": "100000"},
+                 "ingest.dedupe_max_keys: ", "stored twice", id="dedupe-smaller-than-the-receive-window"),
     pytest.param("site = [\n", {}, "{file}: ", "not valid TOML", id="bad-toml"),
 ]
 

@@ -63,14 +63,14 @@ def test_expiry_of_one_device_leaves_others_alone() -> None:
     assert not d.is_repeat("lamp-1", (1, 1.0), T0)
 
 
-def test_per_device_cap_forgets_the_oldest() -> None:
-    d = Deduper(HOUR, per_device_cap=3)
-    for seq in range(5):
-        d.add("chatty", (seq, float(seq)), T0 + seq)
+def test_cap_forgets_the_oldest_of_any_device() -> None:
+    d = Deduper(HOUR, max_keys=3)
     d.add("quiet", (0, 0.0), T0)
-    assert [d.is_repeat("chatty", (s, float(s)), T0 + 5) for s in range(5)] == [False, False, True, True, True]
-    assert d.is_repeat("quiet", (0, 0.0), T0)
-    assert len(d) == 4
+    for seq in range(4):
+        d.add("chatty", (seq, float(seq)), T0 + 1 + seq)
+    assert not d.is_repeat("quiet", (0, 0.0), T0 + 5)
+    assert [d.is_repeat("chatty", (s, float(s)), T0 + 5) for s in range(4)] == [False, True, True, True]
+    assert len(d) == 3
 
 
 def test_load_rebuilds_from_persisted_rows() -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import Publisher, wait_for
+from tests.conftest import Publisher, Subscriber, wait_for
 
 SITE_FILE = """
 [site]
@@ -148,6 +148,19 @@ def test_status_topic_marks_devices_offline_and_back(gateway_factory, publisher:
     publisher.send("fm/t/smoke_detector/smoke-9/reading", {"alarm": False})
     wait_for(lambda: device()["online"] is True, what="smoke-9 back online after a reading")
     publisher.send("fm/t/smoke_detector/smoke-9/status", b"", retain=True)  # clear the retained status
+
+
+def test_gateway_status_is_retained_and_its_will_says_offline_when_killed(gateway_factory, mosquitto):
+    """Whoever watches the site sees at once that its gateway died, not only that it left."""
+    g = gateway_factory(GATEWAY_GATEWAY_ID="gw-will").start()
+    sub = Subscriber(mosquitto.port, "fm/t/gateway/gw-will/status")
+    try:
+        wait_for(lambda: sub.messages[-1:] == [("fm/t/gateway/gw-will/status", b"online", True)],
+                 what="retained online status")
+        g.kill()
+        wait_for(lambda: sub.payloads()[-1:] == [b"offline"], what="the last will after SIGKILL")
+    finally:
+        sub.close()
 
 
 def test_api_needs_a_token_but_health_does_not(gateway_factory):
