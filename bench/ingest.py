@@ -2,8 +2,8 @@
 
 Run from the repository root (Mosquitto and influxd installed, the venv has the gateway):
 
-    /tmp/venv/bin/python bench/ingest.py --n 100000 --runs 2        # the gateway alone
-    /tmp/venv/bin/python bench/ingest.py --compare --runs 2         # + ../shared/bench harness: gateway/batched
+    .venv/bin/python bench/ingest.py --n 100000 --runs 2        # the gateway alone
+    .venv/bin/python bench/ingest.py --compare --runs 2         # + ../shared/bench harness: gateway/batched
 
 Each run starts a private Mosquitto and influxd (gateway.devservers) and ``python -m gateway run``
 in a temp folder, waits until the gateway is connected and subscribed, then bursts N readings

@@ -157,7 +157,7 @@ class IngestSettings(_Section):
     max_skew_s: float = Field(300.0, ge=0)
     max_age_s: float = Field(7 * 86400.0, gt=0)
     dedupe_window_s: float = Field(3600.0, ge=0)
-    dedupe_max_keys: int = Field(200_000, ge=10_000)  # bounds memory (about 36 MB at 200,000)
+    dedupe_max_keys: int = Field(100_000, ge=10_000)  # bounds memory: about 30 MB at 100,000
     heartbeat_misses: int = Field(3, ge=1)
     dead_letter_payload_bytes: int = Field(2048, ge=16)
     dead_letter_keep: int = Field(100_000, ge=100)
