@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from gateway.api_tickets import ticket_routes
 from gateway.sensors import KINDS
 
 _LOGGER = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
         return {name: {"category": k.category, "heartbeat_s": k.heartbeat_s, "schema": k.json_schema()}
                 for name, k in KINDS.items()}
 
+    app.include_router(ticket_routes(sv, Auth))
     return app
 
 

@@ -143,6 +143,10 @@ class DeviceRegistry:
                 "INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
 
+    def online(self) -> dict[str, bool]:
+        with self.lock:
+            return {r.device: r.online for r in self._records.values()}
+
     def snapshot(self) -> list[dict[str, object]]:
         with self.lock:
             return [asdict(r) for r in sorted(self._records.values(), key=lambda r: r.device)]

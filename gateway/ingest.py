@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from gateway.config import Settings
@@ -76,6 +76,8 @@ class Ingestor:
         self.max_payload = settings.mqtt.max_payload_bytes
         self.dl_bytes = settings.ingest.dead_letter_payload_bytes
         self.deduper = Deduper(settings.ingest.dedupe_window_s, settings.ingest.dedupe_max_keys)
+        #: Sees each batch's readings before it is committed (the monitor); returns points to add.
+        self.observer: Callable[[list[tuple[str, Reading]]], list[tuple[float, str]]] | None = None
         self.newest: dict[str, float] = registry.newest_ts()
         self._logged: dict[tuple[str, str], float] = {}
         self.transitions: list[Transition] = []
@@ -143,6 +145,10 @@ class Ingestor:
                 self.newest[msg.device] = item.ts
             lines.append((msg.received_at, self._line(msg, item)))
             accepted.append((msg, item))
+        if self.observer is not None:
+            readings = [(m.kind, item) for m, item in accepted if isinstance(item, Reading)]
+            if readings:
+                lines += self.observer(readings)  # asset states, committed with the readings
         self.outbox.commit(lines, seen, [d for _, d in dead])
         for device, seq, k, at in seen:
             deduper.add(device, (seq, k), at)
@@ -191,6 +197,11 @@ class Ingestor:
         return msg, DeadLetter(msg.received_at, msg.source, device, why.reason, why.detail, len(msg.payload),
                                msg.payload[: self.dl_bytes])
 
+    def take_transitions(self) -> list[Transition]:
+        """Devices that came online or went offline since the last call."""
+        out, self.transitions = self.transitions, []
+        return out
+
     def tick(self, now: float) -> list[Transition]:
         """Periodic upkeep from the ingest thread: expiry, silent devices, persistence."""
         if len(self._logged) > 10_000:
@@ -198,5 +209,4 @@ class Ingestor:
         self.outbox.prune(now - self.deduper.window_s)
         self.transitions.extend(self.registry.sweep(now))
         self.registry.flush()
-        out, self.transitions = self.transitions, []
-        return out
+        return self.take_transitions()

@@ -54,3 +54,9 @@ def tap_line(site: str, reader: str, checkpoint: str | None, tag: str, badge: st
     if badge:
         fields += f",badge={string_field(badge)}"
     return f"checkpoint_tap{tags} {fields} {to_us(ts)}"
+
+
+def asset_state_line(site: str, asset: str, category: str, state: str, faults: str, ts: float) -> str:
+    """The ledger as InfluxDB sees it (CONTRACT.md ``asset_state``)."""
+    return (f"asset_state,site={site},asset={asset},category={category} intact={int(state == 'intact')}i,"
+            f"state={string_field(state)},fault={string_field(faults)} {to_us(ts)}")

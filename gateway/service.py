@@ -7,6 +7,7 @@ systemd restarts it on a clean slate instead of it limping on half-dead.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import threading
@@ -16,14 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.config import Settings
-from gateway.devices import DeviceRegistry
+from gateway.devices import DeviceRegistry, Transition
 from gateway.influx import Forwarder, make_writer
 from gateway.ingest import Ingestor, Message, classify_topic
 from gateway.metrics import Metrics
+from gateway.monitor import Monitor
 from gateway.outbox import Outbox
 from gateway.sensors import KINDS
 from gateway.sensors.mqtt import Inbound, MqttTransport
 from gateway.site import Site, load_site
+from gateway.tickets import TicketStore
 
 _LOGGER = logging.getLogger(__name__)
 TICK_S = 1.0
@@ -41,7 +44,10 @@ class Services:
     ingestor: Ingestor
     transport: MqttTransport
     forwarder: Forwarder
+    tickets: TicketStore
+    monitor: Monitor
     api_token: str
+    reload_site: Callable[[], list[str]] | None = None  # set by the Gateway: re-read the site file
     started_at: float = field(default_factory=time.time)
     failed: threading.Event = field(default_factory=threading.Event)
 
@@ -70,13 +76,19 @@ def build(settings: Settings, site: Site) -> Services:
     registry = DeviceRegistry(settings.data_dir / "gateway.db", heartbeat, settings.ingest.heartbeat_misses)
     ingestor = Ingestor(settings, site, outbox, registry, metrics)
     ingestor.load_seen(time.time())
+    tickets = TicketStore(settings.data_dir / "gateway.db", site.tz, site.sla, site.callbacks,
+                          site.tickets.self_cleared)
+    monitor = Monitor(tickets, settings.site)
+    outbox.commit(monitor.set_site(site, registry.online(), time.time()), [], [])
+    ingestor.observer = monitor.observe
     transport = MqttTransport(settings)
     forwarder = Forwarder(outbox, make_writer(settings.influx), settings.influx, metrics)
     metrics.gauge("gateway_outbox_depth", "Readings waiting for InfluxDB.", lambda: outbox.depth()[0])
     metrics.gauge("gateway_outbox_bytes", "Bytes waiting for InfluxDB.", lambda: outbox.depth()[1])
     metrics.gauge("gateway_outbox_dropped_total", "Readings dropped past the outbox bound.", lambda: outbox.dropped)
     metrics.gauge("gateway_mqtt_connected", "1 while connected to the broker.", lambda: float(transport.connected))
-    return Services(settings, site, outbox, registry, metrics, ingestor, transport, forwarder, api_token(settings))
+    return Services(settings, site, outbox, registry, metrics, ingestor, transport, forwarder, tickets, monitor,
+                    api_token(settings))
 
 
 def to_message(m: Inbound, prefix: str, site: str, cache: dict[str, object] | None = None) -> Message | None:
@@ -122,6 +134,8 @@ class IngestLoop:
         s = services.settings
         self.prefix, self.site = s.mqtt.topic_prefix, s.site
         self.topics: dict[str, object] = {}
+        self.relay = EventRelay(services.tickets, services.transport)
+        self.new_site: Site | None = None  # a reloaded site file, waiting for the ingest thread
 
     def run(self) -> None:
         transport, ingestor = self.sv.transport, self.sv.ingestor
@@ -132,10 +146,61 @@ class IngestLoop:
             if batch:
                 ingestor.handle([m for m in (to_message(i, prefix, site, topics) for i in batch) if m is not None])
                 transport.ack(batch)
+                self.devices(ingestor.take_transitions())
+                self.relay.pump()
+            if self.new_site is not None:
+                self.apply_site()
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK_S
-                ingestor.tick(time.time())
-        ingestor.tick(time.time())
+                self.tick(time.time())
+        self.tick(time.time())
+        self.relay.save()
+
+    def apply_site(self) -> None:
+        site, self.new_site = self.new_site, None
+        if site is None:
+            return
+        sv = self.sv
+        sv.site = site
+        sv.ingestor.set_site(site)
+        sv.outbox.commit(sv.monitor.set_site(site, sv.registry.online(), time.time()), [], [])
+
+    def tick(self, now: float) -> None:
+        self.devices(self.sv.ingestor.tick(now))
+        self.sv.tickets.watch(now)
+        self.relay.pump()
+        self.relay.save()
+
+    def devices(self, transitions: list[Transition]) -> None:
+        if transitions:
+            lines = self.sv.monitor.devices(transitions)
+            if lines:
+                self.sv.outbox.commit(lines, [], [])
+
+
+class EventRelay:
+    """Publishes recorded events on the gateway's events topic, in order, from a saved cursor.
+
+    The cursor is saved once a second: after a crash the last second's events may be
+    published again, never skipped.
+    """
+
+    def __init__(self, store: TicketStore, transport: MqttTransport) -> None:
+        self.store, self.transport = store, transport
+        saved = store.event_cursor("mqtt")
+        self.cursor = saved if saved is not None else store.newest_event_id()
+        self._saved = saved
+
+    def pump(self) -> None:
+        while batch := self.store.events_after(self.cursor, 500):
+            for e in batch:
+                self.transport.publish_event(json.dumps(e.as_json(), ensure_ascii=False))
+            self.cursor = batch[-1].id
+
+    def save(self) -> None:
+        if self.cursor != self._saved:
+            self.store.save_event_cursor("mqtt", self.cursor)
+            self._saved = self.cursor
 
 
 class Gateway:
@@ -146,6 +211,7 @@ class Gateway:
         self.ingest = IngestLoop(services)
         self._ingest_thread = Supervised("ingest", self.ingest.run, services.failed)
         self._serve_api = serve_api
+        services.reload_site = lambda: self.reload_site(services.settings.site_file)
         self._stop_api: Callable[[], None] | None = None
 
     def start(self) -> None:
@@ -164,8 +230,8 @@ class Gateway:
             for p in exc.problems:
                 _LOGGER.error("site file not reloaded: %s", p)
             return exc.problems
-        self.sv.site = site
-        self.sv.ingestor.set_site(site)
+        self.ingest.new_site = site  # applied by the ingest thread, which owns the monitor's state
+        self.sv.transport.wake()
         _LOGGER.info("site file %s reloaded: %d assets, %d checkpoints", path, len(site.assets),
                      len(site.checkpoints))
         return []
@@ -184,4 +250,5 @@ class Gateway:
         if depth:
             _LOGGER.warning("%d readings left in the outbox; they go to InfluxDB at the next start", depth)
         self.sv.registry.close()
+        self.sv.tickets.close()
         self.sv.outbox.close()

@@ -10,7 +10,7 @@ import tomllib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gateway.config import SEGMENT, ConfigError, format_validation_errors, without_invalid
 from gateway.sensors import CATEGORIES, KINDS
 from gateway.sensors.checkpoint import normalize_tag
+from gateway.sensors.sun import parse_schedule
+from gateway.sla import PRIORITIES, SlaRule, SlaRuleSettings, callback_table, sla_table
 
 
 class _Model(BaseModel):
@@ -53,6 +55,14 @@ class AssetModel(_Model):
     zone: str = ""
     rated: dict[str, float] = {}
     thresholds: dict[str, float] = {}
+    schedule: str | None = None  # a lamp's own hours, "18:30-06:00"; else sunset to sunrise
+
+    @field_validator("schedule")
+    @classmethod
+    def _check_schedule(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_schedule(v)
+        return v
 
     @field_validator("id", "device")
     @classmethod
@@ -93,10 +103,32 @@ class CheckpointModel(_Model):
         return tag
 
 
+class FaultOverride(_Model):
+    """A site's own priority for a fault (the SLA table's "when")."""
+
+    priority: str
+
+    @field_validator("priority")
+    @classmethod
+    def _check_priority(cls, v: str) -> str:
+        if v not in PRIORITIES:
+            raise ValueError(f"unknown priority (known: {', '.join(PRIORITIES)})")
+        return v
+
+
+class TicketPolicy(_Model):
+    #: A fault that cleared before anyone acted: closed once maintenance confirms, or at once.
+    self_cleared: Literal["confirm", "auto"] = "confirm"
+
+
 class SiteModel(_Model):
     site: SiteInfo = SiteInfo()
     assets: list[AssetModel] = []
     checkpoints: list[CheckpointModel] = []
+    faults: dict[str, FaultOverride] = {}
+    sla: dict[str, SlaRuleSettings] = {}
+    callbacks_h: dict[str, float] = {}
+    tickets: TicketPolicy = TicketPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +148,14 @@ class Site:
     checkpoints: tuple[CheckpointModel, ...]
     bindings: dict[str, Binding]
     tags: dict[str, str]
+    faults: dict[str, FaultOverride]
+    sla: dict[str, SlaRule]
+    callbacks: dict[str, float]
+    tickets: TicketPolicy
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.info.timezone)
 
     @classmethod
     def empty(cls) -> Site:
@@ -125,7 +165,8 @@ class Site:
     def from_model(cls, m: SiteModel) -> Site:
         bindings = {a.device: Binding(a.id, a.category) for a in m.assets if a.device}
         tags = {c.tag: c.id for c in m.checkpoints}
-        return cls(m.site, tuple(m.assets), tuple(m.checkpoints), bindings, tags)
+        return cls(m.site, tuple(m.assets), tuple(m.checkpoints), bindings, tags, m.faults, sla_table(m.sla),
+                   callback_table(m.callbacks_h), m.tickets)
 
 
 def _cross_checks(m: SiteModel, source: str, raw: dict[str, Any] | None = None) -> list[str]:
@@ -155,6 +196,22 @@ def _cross_checks(m: SiteModel, source: str, raw: dict[str, Any] | None = None) 
                 f"{source}: assets.{position('assets', a.id, i)}.kind: a {a.kind} reports for category "
                 f"{KINDS[a.kind].category!r}, not {a.category!r} (asset {a.id})"
             )
+    for i, a in enumerate(m.assets):
+        kinds = [KINDS[a.kind]] if a.kind else [k for k in KINDS.values() if k.category == a.category]
+        known = {n for k in kinds for n in (*k.limits, *k.rated)}
+        for section in ("rated", "thresholds"):
+            for key in getattr(a, section):
+                if key not in known:
+                    problems.append(f"{source}: assets.{position('assets', a.id, i)}.{section}.{key}: unknown "
+                                    f"for {a.kind or a.category} (known: {', '.join(sorted(known))})")
+    codes = {c for k in KINDS.values() for c in k.faults} | {"device_lost"}
+    for code in m.faults:
+        if code not in codes:
+            problems.append(f"{source}: faults.{code}: unknown fault (known: {', '.join(sorted(codes))})")
+    for section, keys in (("sla", m.sla), ("callbacks_h", m.callbacks_h)):
+        for key in keys:
+            if key not in PRIORITIES:
+                problems.append(f"{source}: {section}.{key}: unknown priority (known: {', '.join(PRIORITIES)})")
     asset_ids = {a.id for a in m.assets}
     for i, c in enumerate(m.checkpoints):
         if c.asset and c.asset not in asset_ids:

@@ -23,7 +23,7 @@ category = "lighting"
 kind = "streetlight"
 device = "lamp-1"
 rated = { current_a = 0.4 }
-thresholds = { current_a_min = 0.1 }
+thresholds = { min_current_a = 0.1 }
 
 [[assets]]
 id = "FE-B2-03"
@@ -109,8 +109,19 @@ SINGLE_PROBLEMS = [
                  id="device-with-trailing-newline"),
     pytest.param('[[assets]]\nid = "L-1"\ncategory = "lighting"\ncolour = "red"\n', "assets.0.colour: unknown key",
                  id="unknown-key"),
-    pytest.param('[[assets]]\nid = "L-1"\ncategory = "lighting"\nthresholds = { current_a_min = "low" }\n',
-                 "assets.0.thresholds.current_a_min: ", id="threshold-not-a-number"),
+    pytest.param('[[assets]]\nid = "L-1"\ncategory = "lighting"\nthresholds = { min_current_a = "low" }\n',
+                 "assets.0.thresholds.min_current_a: ", id="threshold-not-a-number"),
+    pytest.param('[[assets]]\nid = "L-1"\ncategory = "lighting"\nthresholds = { current_a_min = 0.1 }\n',
+                 "assets.0.thresholds.current_a_min: unknown for lighting (known: current_a, min_current_a",
+                 id="unknown-threshold"),
+    pytest.param('[[assets]]\nid = "W-1"\ncategory = "drainage"\nkind = "drain_level"\nrated = { depth = 2 }\n',
+                 "assets.0.rated.depth: unknown for drain_level (known: alarm_level_m, depth_m", id="unknown-rated"),
+    pytest.param('[[assets]]\nid = "L-1"\ncategory = "lighting"\nschedule = "dusk-dawn"\n',
+                 "assets.0.schedule: ", id="bad-schedule"),
+    pytest.param('[faults.lamp_gone]\npriority = "urgent"\n', "faults.lamp_gone: unknown fault", id="unknown-fault"),
+    pytest.param('[faults.lamp_out]\npriority = "asap"\n', "faults.lamp_out.priority: ", id="unknown-priority"),
+    pytest.param('[sla.critical]\nrespond_min = 5\n', "sla.critical: unknown priority", id="sla-unknown-priority"),
+    pytest.param('[sla.urgent]\nrespond_min = -5\n', "sla.urgent.respond_min: ", id="sla-negative"),
 ]
 
 

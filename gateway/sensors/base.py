@@ -12,7 +12,7 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -40,15 +40,65 @@ class FieldSpec:
     doc: str = ""
 
 
+PRIORITIES = ("emergency", "urgent", "general")  # 急修, urgent, 零修 (COMMITMENTS.md SLA table)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    """A way a facility fails (COMMITMENTS.md), with the ticket priority it gets by default.
+
+    ``counts`` is False for a fault that is reported and ticketed but does not make the
+    asset not intact (a lamp burning in daylight is a controller fault, 白天亮灯).
+    """
+
+    code: str
+    priority: str
+    zh: str
+    en: str
+    counts: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Debounce:
+    """A fault opens after ``n`` consecutive failing readings spanning ``seconds``, and clears
+    after as many healthy ones (hysteresis): a flapping sensor never opens a stream of tickets."""
+
+    n: int = 2
+    seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """What a fault check may know besides the reading: the asset's limits (kind defaults,
+    then the site file's rated values and overrides) and, for lamps, whether it should be lit."""
+
+    limits: Mapping[str, float]
+    lit_expected: bool | None = None
+
+
+#: A kind's fault check: the codes failing in one reading (pure; debouncing is done elsewhere).
+Check = Callable[[Mapping[str, "Value"], CheckContext], frozenset[str]]
+
+
 @dataclass(frozen=True)
 class SensorKind:
-    """A kind of device (CONTRACT.md "kind"): its schema, category and reporting interval."""
+    """A kind of device (CONTRACT.md "kind"): its schema, category, reporting interval, and
+    the faults it can reveal with their default limits and check."""
 
     name: str
     category: str | None
     fields: Mapping[str, FieldSpec]
     heartbeat_s: float
     doc: str = ""
+    faults: Mapping[str, FaultSpec] = dataclasses.field(default_factory=dict)
+    #: Default limits of the checks; the site file may override them per asset.
+    limits: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    #: Rated values the site file may give per asset (no default: a check without one skips it).
+    rated: tuple[str, ...] = ()
+    check: Check | None = None
+    debounce: Debounce = Debounce()
+    #: A boolean field that is an emergency announced at once, not a fault (a smoke alarm).
+    alarm_field: str | None = None
     #: JSON Schema of message fields outside the measurement table (a tap's tag and badge).
     json_properties: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     json_required: tuple[str, ...] = ()

@@ -1,0 +1,144 @@
+"""API routes for tickets, callbacks and asset states (included by :func:`gateway.api.create_app`).
+
+Until users and roles arrive, the person acting names themself in ``by``; the routes
+already sit behind the API's authentication dependency.
+"""
+
+
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.sla import clock_state
+from gateway.tickets import ACTIONS, STATUSES, TicketError
+
+_STATUS = {"not_found": 404, "conflict": 409, "invalid": 422}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Action(_Body):
+    by: str = Field(min_length=1, max_length=64, examples=["王师傅"])
+    note: str = Field("", max_length=2000)
+    assignee: str | None = Field(None, max_length=64)
+
+
+class NewTicket(_Body):
+    """A problem reported by a person (a guard, a manager, an owner's call)."""
+
+    by: str = Field(min_length=1, max_length=64, examples=["保安 G017"])
+    title: str = Field(min_length=1, max_length=200, examples=["3号楼楼道灯不亮"])
+    priority: Literal["emergency", "urgent", "general"] = "general"
+    asset: str | None = Field(None, max_length=64, examples=["L-017"])
+    fault: str = Field("reported", max_length=64)
+    note: str = Field("", max_length=2000)
+
+
+class Callback(_Body):
+    """A callback to the owner after a repair (回访)."""
+
+    by: str = Field(min_length=1, max_length=64)
+    channel: Literal["phone", "visit", "wechat", "sms", "other"] = "phone"
+    score: int = Field(ge=1, le=5, description="5 很满意 … 1 很不满意")
+    note: str = Field("", max_length=2000)
+
+
+def _fail(exc: TicketError) -> HTTPException:
+    return HTTPException(_STATUS.get(exc.code, 400), str(exc))
+
+
+def clocks(t: dict[str, Any], now: float) -> dict[str, str | None]:
+    """Each SLA clock's state now: on_time, at_risk, overdue, met or missed."""
+    return {"respond": clock_state(t["opened_at"], t["respond_by"], t["acknowledged_at"], now),
+            "arrive": clock_state(t["opened_at"], t["arrive_by"], t["on_site_at"], now),
+            "resolve": clock_state(t["opened_at"], t["resolve_by"], t["resolved_at"], now)}
+
+
+def ticket_routes(sv: Any, auth: Any) -> APIRouter:
+    r = APIRouter(prefix="/api/v1", dependencies=[auth])
+    store = sv.tickets
+
+    def shown(t: dict[str, Any]) -> dict[str, Any]:
+        return {**t, "clocks": clocks(t, time.time())}
+
+    @r.get("/tickets", tags=["tickets"])
+    def list_tickets(status: Annotated[list[str] | None, Query()] = None,
+                     priority: Literal["emergency", "urgent", "general"] | None = None,
+                     category: str | None = None, asset: str | None = None, overdue: bool = False,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                     offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+        """Newest first. ``status`` repeats (``?status=open&status=acknowledged``); ``overdue`` keeps
+        live tickets with a deadline already passed."""
+        bad = [s for s in status or [] if s not in STATUSES]
+        if bad:
+            raise HTTPException(422, f"unknown status {bad[0]!r} (known: {', '.join(STATUSES)})")
+        items, total = store.list(status=status or (), priority=priority, category=category, asset=asset,
+                                  overdue_at=time.time() if overdue else None, limit=limit, offset=offset)
+        return {"items": [shown(t) for t in items], "total": total, "limit": limit, "offset": offset}
+
+    @r.get("/tickets/{ticket_id}", tags=["tickets"])
+    def get_ticket(ticket_id: int) -> dict[str, Any]:
+        """One ticket with its whole timeline and callbacks."""
+        try:
+            return shown(store.get(ticket_id))
+        except TicketError as exc:
+            raise _fail(exc) from None
+
+    @r.post("/tickets", status_code=201, tags=["tickets"])
+    def new_ticket(body: NewTicket) -> dict[str, Any]:
+        """Report a problem by hand; naming an asset with a fault already ticketed adds to that ticket."""
+        asset = next((a for a in sv.site.assets if a.id == body.asset), None)
+        if body.asset and asset is None:
+            raise HTTPException(422, f"no asset {body.asset!r} on this site")
+        t, what = store.open(subject=f"asset:{asset.id}" if asset else None, fault=body.fault,
+                             priority=body.priority, title=body.title, at=time.time(), by=body.by, source="manual",
+                             asset=asset.id if asset else None, category=asset.category if asset else None,
+                             note=body.note)
+        return {**shown(t), "outcome": what}
+
+    @r.post("/tickets/{ticket_id}/callbacks", status_code=201, tags=["tickets"])
+    def callback(ticket_id: int, body: Callback) -> dict[str, Any]:
+        try:
+            return shown(store.add_callback(ticket_id, body.by, body.channel, body.score, body.note, time.time()))
+        except TicketError as exc:
+            raise _fail(exc) from None
+
+    @r.post("/tickets/{ticket_id}/{action}", tags=["tickets"])
+    def act(ticket_id: int, action: str, body: Action) -> dict[str, Any]:
+        """acknowledge, arrive, resolve, close, cancel, reopen or assign (with ``assignee``)."""
+        if action not in ACTIONS:
+            raise HTTPException(404, f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
+        try:
+            return shown(store.act(ticket_id, action, body.by, time.time(), body.note, body.assignee))
+        except TicketError as exc:
+            raise _fail(exc) from None
+
+    @r.get("/assets", tags=["assets"])
+    def assets(category: str | None = None, state: Literal["intact", "faulty", "unknown"] | None = None,
+               limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+               offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+        """Every asset with its state now (intact, faulty, unknown) and confirmed faults."""
+        items = [a for a in sv.monitor.states()
+                 if (category is None or a["category"] == category) and (state is None or a["state"] == state)]
+        return {"items": items[offset:offset + limit], "total": len(items), "limit": limit, "offset": offset}
+
+    @r.get("/assets/{asset}/states", tags=["assets"])
+    def asset_states(asset: str, since: float | None = None, until: float | None = None,
+                     limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> dict[str, Any]:
+        """The asset's state ledger: every transition with its time, faults and cause."""
+        if asset not in sv.monitor.watch:
+            raise HTTPException(404, f"no asset {asset!r} on this site")
+        return {"asset": asset, "items": store.state_history(asset, since, until, limit)}
+
+    @r.post("/site/reload", tags=["assets"])
+    def reload_site() -> dict[str, Any]:
+        """Re-read the site file (like SIGHUP); on problems the current one stays and they are listed."""
+        problems = sv.reload_site() if sv.reload_site else ["this gateway cannot reload its site file"]
+        if problems:
+            raise HTTPException(422, "; ".join(problems))
+        return {"assets": len(sv.site.assets), "checkpoints": len(sv.site.checkpoints)}
+    return r

@@ -1,0 +1,196 @@
+"""Watches every asset: readings through its kind's checks and the debounce, device health,
+the asset state ledger, and the tickets that follow (the thin layer around the pure rules).
+
+Runs in the ingest thread. For a batch, :meth:`Monitor.observe` commits the ledger and
+ticket changes first and returns the ``asset_state`` points, which go to InfluxDB in the
+same outbox commit as the readings. A crash in between can only make the redelivered
+readings count twice toward a debounce, never lose a transition.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import events, rules
+from gateway.devices import Transition
+from gateway.lineprotocol import asset_state_line
+from gateway.sensors import KINDS
+from gateway.sensors.base import CheckContext, FaultSpec, Reading
+from gateway.sensors.sun import SunClock, parse_schedule
+from gateway.site import AssetModel, Site
+from gateway.tickets import TicketStore
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Monitoring lost (device silent or offline): a ticket of its own, not a facility fault.
+DEVICE_LOST = FaultSpec("device_lost", "general", "监测设备离线", "monitoring device lost", counts=False)
+
+
+@dataclass
+class AssetWatch:
+    """What the monitor keeps per asset between readings."""
+
+    asset: AssetModel
+    kind: str | None
+    limits: dict[str, float]
+    schedule: Any  # (start, end) times or None
+    track: rules.Track
+    state: str
+    monitored: bool
+    alarm: bool = False
+
+
+class Monitor:
+    def __init__(self, store: TicketStore, site_name: str) -> None:
+        self.store = store
+        self.site_name = site_name
+        self.watch: dict[str, AssetWatch] = {}
+        self.by_device: dict[str, str] = {}
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def set_site(self, site: Site, online: Mapping[str, bool], now: float) -> list[tuple[float, str]]:
+        """(Re)build the watch list, keeping the state of assets that stay; new assets enter service unknown."""
+        self.site = site
+        self.sun = SunClock(site.info.latitude, site.info.longitude, site.tz)
+        self.priorities = {code: o.priority for code, o in site.faults.items()}
+        ledger = self.store.current_states()
+        old, self.watch, self.by_device = self.watch, {}, {}
+        lines: list[tuple[float, str]] = []
+        with self.store.transaction():
+            lines += self._build(site, online, now, ledger, old)
+        return lines
+
+    def _build(self, site: Site, online: Mapping[str, bool], now: float, ledger: Mapping[str, Mapping[str, Any]],
+               old: Mapping[str, AssetWatch]) -> list[tuple[float, str]]:
+        lines: list[tuple[float, str]] = []
+        for a in site.assets:
+            kind = a.kind
+            limits = {**(KINDS[kind].limits if kind else {}), **a.rated, **a.thresholds}
+            schedule = parse_schedule(a.schedule) if a.schedule else None
+            if a.id in old:
+                w = old[a.id]
+                w.asset, w.kind, w.limits, w.schedule = a, kind or w.kind, limits, schedule
+            else:
+                last = ledger.get(a.id)
+                active = frozenset(f for f in (last or {}).get("faults", "").split(",") if f)
+                w = AssetWatch(a, kind, limits, schedule, rules.Track(active=active),
+                               last["state"] if last else rules.UNKNOWN, False)
+                if last is None:
+                    lines += self._record(w, now, rules.UNKNOWN, "in_service")
+            if a.device:
+                self.by_device[a.device] = a.id
+            w.monitored = bool(a.device and online.get(a.device))
+            self.watch[a.id] = w
+        return lines
+
+    # -- readings -------------------------------------------------------------------------------
+    def observe(self, readings: Sequence[tuple[str, Reading]]) -> list[tuple[float, str]]:
+        """(kind, reading) pairs of one batch; returns the asset_state points to store."""
+        lines: list[tuple[float, str]] = []
+        by_device, watch = self.by_device, self.watch
+        with self.store.transaction():
+            for kind_name, r in readings:
+                asset_id = by_device.get(r.device)
+                if asset_id is None or "late" in r.flags:
+                    continue  # unbound, or older than what the state already reflects
+                w = watch[asset_id]
+                kind = KINDS[kind_name]
+                if w.kind is None:
+                    w.kind = kind_name
+                    w.limits = {**kind.limits, **w.limits}
+                if kind.alarm_field:
+                    self._alarm(w, bool(r.fields.get(kind.alarm_field)), r)
+                if kind.check is None:
+                    continue
+                lit = self.sun.lit_expected(r.ts, w.schedule) if kind_name == "streetlight" else None
+                failing = kind.check(r.fields, CheckContext(w.limits, lit))
+                if not w.monitored:
+                    w.monitored = True
+                if not failing and w.track.quiet:
+                    if w.state != rules.INTACT:
+                        lines += self._record(w, r.ts, rules.INTACT, "reading", r)
+                    continue
+                lines += self._step(w, kind.faults, kind.debounce.seconds, failing, r, kind_name)
+        return lines
+
+    def _step(self, w: AssetWatch, faults: Mapping[str, FaultSpec], debounce_s: float, failing: frozenset[str],
+              r: Reading, kind_name: str) -> list[tuple[float, str]]:
+        step = rules.step(w.track, failing, r.ts, KINDS[kind_name].debounce)
+        w.track = step.track
+        subject = f"asset:{w.asset.id}"
+        for code in sorted(step.opened):
+            spec = faults[code]
+            priority = self.priorities.get(code, spec.priority)
+            title = f"{w.asset.name or w.asset.id} {spec.zh}"
+            self.store.open(subject=subject, fault=code, priority=priority, title=title, at=r.ts, by="sensor",
+                            source="sensor", asset=w.asset.id, device=r.device, category=w.asset.category,
+                            data={"fields": dict(r.fields), "reading_ts": r.ts, "seq": r.seq})
+        for code in sorted(step.cleared):
+            self.store.fault_cleared(subject, code, r.ts)
+        for code in sorted(failing & step.track.active - step.opened):
+            live = self.store.live(subject, code)
+            if live and live["status"] == "resolved" and r.ts - live["resolved_at"] >= debounce_s:
+                self.store.fault_persists(subject, code, r.ts)
+        state = rules.state_of(step.track.active, faults, True)
+        if state != w.state or step.opened or step.cleared:
+            return self._record(w, r.ts, state, "reading", r)
+        return []
+
+    def _alarm(self, w: AssetWatch, alarm: bool, r: Reading) -> None:
+        """A smoke alarm is announced at once, on its rising edge (an emergency, not a fault)."""
+        if alarm and not w.alarm:
+            title = f"火警 {w.asset.name or w.asset.id}（{w.asset.location or w.asset.building}）"
+            events.record(self.store.db, "fire.alarm", r.ts, title, f"设备：{r.device}",
+                          {"asset": w.asset.id, "device": r.device, "location": w.asset.location})
+        w.alarm = alarm
+
+    # -- device health --------------------------------------------------------------------------
+    def devices(self, transitions: Sequence[Transition]) -> list[tuple[float, str]]:
+        """A device silent or offline makes its asset unknown and opens a device ticket; back, it clears."""
+        lines: list[tuple[float, str]] = []
+        with self.store.transaction():
+            for t in transitions:
+                asset_id = self.by_device.get(t.device)
+                subject = f"device:{t.device}"
+                if not t.online:
+                    title = f"{t.device} {DEVICE_LOST.zh}（{'无心跳' if t.reason == 'silent' else '离线'}）"
+                    self.store.open(subject=subject, fault=DEVICE_LOST.code,
+                                    priority=self.priorities.get(DEVICE_LOST.code, DEVICE_LOST.priority),
+                                    title=title, at=t.at, by="sensor", source="device", asset=asset_id,
+                                    device=t.device, data={"reason": t.reason})
+                else:
+                    self.store.fault_cleared(subject, DEVICE_LOST.code, t.at)
+                if asset_id is None:
+                    continue
+                w = self.watch[asset_id]
+                w.monitored = t.online
+                faults = KINDS[w.kind].faults if w.kind else {}
+                state = rules.state_of(w.track.active, faults, t.online)
+                if state != w.state:
+                    lines += self._record(w, t.at, state, "device_online" if t.online else f"device_{t.reason}")
+        return lines
+
+    # -- the ledger -----------------------------------------------------------------------------
+    def _record(self, w: AssetWatch, at: float, state: str, cause: str, r: Reading | None = None
+                ) -> list[tuple[float, str]]:
+        faults = ",".join(sorted(w.track.active))
+        self.store.record_state(w.asset.id, at, state, sorted(w.track.active), cause,
+                                r.device if r else w.asset.device, r.ts if r else None)
+        changed = state != w.state
+        w.state = state
+        if changed or cause == "in_service":
+            data = {"asset": w.asset.id, "category": w.asset.category, "state": state, "faults": faults,
+                    "cause": cause}
+            events.record(self.store.db, "asset.state", at, f"设施状态 {w.asset.name or w.asset.id}：{state}",
+                          faults, data)
+        return [(at, asset_state_line(self.site_name, w.asset.id, w.asset.category, state, faults, at))]
+
+    def states(self) -> list[dict[str, Any]]:
+        return [{"asset": w.asset.id, "name": w.asset.name, "category": w.asset.category, "kind": w.kind,
+                 "device": w.asset.device, "location": w.asset.location, "building": w.asset.building,
+                 "zone": w.asset.zone, "state": w.state, "faults": sorted(w.track.active),
+                 "monitored": w.monitored} for w in self.watch.values()]
+
