@@ -52,10 +52,12 @@ def _fail(exc: TicketError) -> HTTPException:
 
 
 def clocks(t: dict[str, Any], now: float) -> dict[str, str | None]:
-    """Each SLA clock's state now: on_time, at_risk, overdue, met or missed."""
-    return {"respond": clock_state(t["opened_at"], t["respond_by"], t["acknowledged_at"], now),
-            "arrive": clock_state(t["opened_at"], t["arrive_by"], t["on_site_at"], now),
-            "resolve": clock_state(t["opened_at"], t["resolve_by"], t["resolved_at"], now)}
+    """Each SLA clock's state now: on_time, at_risk, overdue, met or missed. Once the ticket is resolved,
+    a step that was skipped (arriving for a remote fix) is judged at the resolution."""
+    start, until = t["clocks_from"], t["resolved_at"] or t["cancelled_at"] or now
+    return {"respond": clock_state(start, t["respond_by"], t["acknowledged_at"], until),
+            "arrive": clock_state(start, t["arrive_by"], t["on_site_at"], until),
+            "resolve": clock_state(start, t["resolve_by"], t["resolved_at"], until)}
 
 
 def ticket_routes(sv: Any, auth: Any) -> APIRouter:
@@ -133,6 +135,17 @@ def ticket_routes(sv: Any, auth: Any) -> APIRouter:
         if asset not in sv.monitor.watch:
             raise HTTPException(404, f"no asset {asset!r} on this site")
         return {"asset": asset, "items": store.state_history(asset, since, until, limit)}
+
+    @r.get("/webhooks", tags=["events"])
+    def webhooks() -> dict[str, Any]:
+        """Each configured hook: format, target (without its key), cursor, last success and error."""
+        return {"items": sv.webhooks.status()}
+
+    @r.get("/webhooks/deliveries", tags=["events"])
+    def deliveries(hook: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                   offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+        """The delivery log, newest first: every attempt with its HTTP status and the bot's answer."""
+        return {"items": sv.webhooks.deliveries(hook, limit, offset), "limit": limit, "offset": offset}
 
     @r.post("/site/reload", tags=["assets"])
     def reload_site() -> dict[str, Any]:

@@ -19,6 +19,8 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.webhooks import WebhookSettings
+
 SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 ENV_PREFIX = "GATEWAY_"
 SECRET_KEYS = frozenset(("token", "password", "metrics_token"))
@@ -204,6 +206,17 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
     kinds: dict[str, KindSettings] = {}
+    #: Where ticket and asset events are sent: group bots (WeCom, DingTalk, Feishu) or plain JSON.
+    webhooks: list[WebhookSettings] = []
+
+    @field_validator("webhooks")
+    @classmethod
+    def _check_hook_names(cls, v: list[WebhookSettings]) -> list[WebhookSettings]:
+        names = [h.name for h in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"webhook names must be unique: {', '.join(twice)}")
+        return v
 
     @field_validator("site", "gateway_id")
     @classmethod
@@ -225,7 +238,7 @@ class Settings(_Section):
 
 
 _TOP_LEVEL = {name for name, f in Settings.model_fields.items() if not isinstance(f.default, BaseModel)} - {
-    "kinds"
+    "kinds", "webhooks"
 }
 _SECTIONS = {name for name, f in Settings.model_fields.items() if isinstance(f.default, BaseModel)}
 

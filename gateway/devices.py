@@ -138,10 +138,10 @@ class DeviceRegistry:
                 for r in (self._records[d] for d in self._dirty)
             ]
             self._dirty.clear()
-        if rows:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-            )
+        if rows:  # one transaction: in autocommit mode each row would be a commit (and an fsync) of its own
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._db.execute("COMMIT")
 
     def online(self) -> dict[str, bool]:
         with self.lock:

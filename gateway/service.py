@@ -27,6 +27,7 @@ from gateway.sensors import KINDS
 from gateway.sensors.mqtt import Inbound, MqttTransport
 from gateway.site import Site, load_site
 from gateway.tickets import TicketStore
+from gateway.webhooks import WebhookDispatcher
 
 _LOGGER = logging.getLogger(__name__)
 TICK_S = 1.0
@@ -46,6 +47,7 @@ class Services:
     forwarder: Forwarder
     tickets: TicketStore
     monitor: Monitor
+    webhooks: WebhookDispatcher
     api_token: str
     reload_site: Callable[[], list[str]] | None = None  # set by the Gateway: re-read the site file
     started_at: float = field(default_factory=time.time)
@@ -81,6 +83,8 @@ def build(settings: Settings, site: Site) -> Services:
     monitor = Monitor(tickets, settings.site)
     outbox.commit(monitor.set_site(site, registry.online(), time.time()), [], [])
     ingestor.observer = monitor.observe
+    webhooks = WebhookDispatcher(settings.webhooks, settings.data_dir / "gateway.db", tickets.events_after,
+                                 newest_id=tickets.newest_event_id)
     transport = MqttTransport(settings)
     forwarder = Forwarder(outbox, make_writer(settings.influx), settings.influx, metrics)
     metrics.gauge("gateway_outbox_depth", "Readings waiting for InfluxDB.", lambda: outbox.depth()[0])
@@ -88,7 +92,7 @@ def build(settings: Settings, site: Site) -> Services:
     metrics.gauge("gateway_outbox_dropped_total", "Readings dropped past the outbox bound.", lambda: outbox.dropped)
     metrics.gauge("gateway_mqtt_connected", "1 while connected to the broker.", lambda: float(transport.connected))
     return Services(settings, site, outbox, registry, metrics, ingestor, transport, forwarder, tickets, monitor,
-                    api_token(settings))
+                    webhooks, api_token(settings))
 
 
 def to_message(m: Inbound, prefix: str, site: str, cache: dict[str, object] | None = None) -> Message | None:
@@ -134,7 +138,7 @@ class IngestLoop:
         s = services.settings
         self.prefix, self.site = s.mqtt.topic_prefix, s.site
         self.topics: dict[str, object] = {}
-        self.relay = EventRelay(services.tickets, services.transport)
+        self.relay = EventRelay(services.tickets, services.transport, services.webhooks.notify)
         self.new_site: Site | None = None  # a reloaded site file, waiting for the ingest thread
 
     def run(self) -> None:
@@ -185,8 +189,8 @@ class EventRelay:
     published again, never skipped.
     """
 
-    def __init__(self, store: TicketStore, transport: MqttTransport) -> None:
-        self.store, self.transport = store, transport
+    def __init__(self, store: TicketStore, transport: MqttTransport, notify: Callable[[], None]) -> None:
+        self.store, self.transport, self.notify = store, transport, notify
         saved = store.event_cursor("mqtt")
         self.cursor = saved if saved is not None else store.newest_event_id()
         self._saved = saved
@@ -196,6 +200,7 @@ class EventRelay:
             for e in batch:
                 self.transport.publish_event(json.dumps(e.as_json(), ensure_ascii=False))
             self.cursor = batch[-1].id
+            self.notify()  # the webhooks read the same events, each hook from its own cursor
 
     def save(self) -> None:
         if self.cursor != self._saved:
@@ -216,6 +221,7 @@ class Gateway:
 
     def start(self) -> None:
         self.sv.forwarder.start()
+        self.sv.webhooks.start()
         self._ingest_thread.start()  # it connects to the broker
         if self._serve_api:
             self._stop_api = self._serve_api(self.sv)
@@ -246,6 +252,7 @@ class Gateway:
         if self._stop_api:
             self._stop_api()
         self.sv.forwarder.stop(drain_s)
+        self.sv.webhooks.stop(2.0)
         depth = self.sv.outbox.depth()[0]
         if depth:
             _LOGGER.warning("%d readings left in the outbox; they go to InfluxDB at the next start", depth)

@@ -37,7 +37,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS tickets (
     id INTEGER PRIMARY KEY, subject TEXT, asset TEXT, device TEXT, category TEXT, fault TEXT NOT NULL,
     priority TEXT NOT NULL, status TEXT NOT NULL, title TEXT NOT NULL, note TEXT NOT NULL DEFAULT '',
-    source TEXT NOT NULL, opened_at REAL NOT NULL, opened_by TEXT NOT NULL,
+    source TEXT NOT NULL, opened_at REAL NOT NULL, opened_by TEXT NOT NULL, clocks_from REAL NOT NULL,
     respond_by REAL, arrive_by REAL, resolve_by REAL,
     acknowledged_at REAL, acknowledged_by TEXT, on_site_at REAL, on_site_by TEXT,
     resolved_at REAL, resolved_by TEXT, closed_at REAL, closed_by TEXT, cancelled_at REAL, cancelled_by TEXT,
@@ -155,7 +155,7 @@ class TicketStore:
                 where.append(f"{column} = ?")
                 args.append(value)
         if overdue_at is not None:
-            where.append("status NOT IN ('closed', 'cancelled') AND ("
+            where.append("status IN ('open', 'acknowledged', 'on_site') AND ("
                          "(acknowledged_at IS NULL AND respond_by < ?) OR "
                          "(on_site_at IS NULL AND arrive_by < ?) OR (resolved_at IS NULL AND resolve_by < ?))")
             args += [overdue_at] * 3
@@ -189,9 +189,9 @@ class TicketStore:
             d = sla.deadlines(priority, at, self.tz, self.sla_table)
             cur = db.execute(
                 "INSERT INTO tickets (subject, asset, device, category, fault, priority, status, title, note, source, "
-                "opened_at, opened_by, respond_by, arrive_by, resolve_by, last_occurrence_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (subject, asset, device, category, fault, priority, title, note, source, at, by,
+                "opened_at, opened_by, clocks_from, respond_by, arrive_by, resolve_by, last_occurrence_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (subject, asset, device, category, fault, priority, title, note, source, at, by, at,
                  d.respond_by, d.arrive_by, d.resolve_by, at))
             ticket_id = int(cur.lastrowid or 0)
             self._log(db, ticket_id, at, "open", by, note, data)
@@ -211,12 +211,13 @@ class TicketStore:
         """Rework: the SLA clocks start again from now."""
         d = sla.deadlines(t["priority"], at, self.tz, self.sla_table)
         db.execute(
-            "UPDATE tickets SET status = 'open', reworks = reworks + 1, respond_by = ?, arrive_by = ?, resolve_by = ?,"
+            "UPDATE tickets SET status = 'open', reworks = reworks + 1, clocks_from = ?, respond_by = ?, arrive_by = ?,"
+            " resolve_by = ?, callback_overdue = 0,"
             " acknowledged_at = NULL, acknowledged_by = NULL, on_site_at = NULL, on_site_by = NULL,"
             " resolved_at = NULL, resolved_by = NULL, closed_at = NULL, closed_by = NULL, fault_cleared_at = NULL,"
             " self_cleared = 0, callback_due = NULL, escalations = '[]', occurrences = occurrences + 1,"
             " last_occurrence_at = ? WHERE id = ?",
-            (d.respond_by, d.arrive_by, d.resolve_by, at, t["id"]))
+            (at, d.respond_by, d.arrive_by, d.resolve_by, at, t["id"]))
         self._log(db, t["id"], at, "reopen", by, why, data)
         ticket = self.get(t["id"])
         self._event(db, "ticket.reopened", ticket, at, why)
@@ -261,6 +262,9 @@ class TicketStore:
             t = self.get(ticket_id)
             if t["status"] not in allowed or (action == "close" and t["status"] == "open" and not t["self_cleared"]):
                 raise TicketError("conflict", f"ticket {ticket_id} is {t['status']}: cannot {action} it")
+            other = self.live(t["subject"], t["fault"]) if action == "reopen" and t["subject"] else None
+            if other is not None and other["id"] != ticket_id:
+                raise TicketError("conflict", f"ticket {ticket_id}: a newer ticket for this fault is already open")
             if action == "close":
                 return self._close(db, t, at, by, note or "closed")
             if action == "reopen":
@@ -274,7 +278,7 @@ class TicketStore:
                           "cancelled": "cancelled"}[to or ""]
                 db.execute(f"UPDATE tickets SET status = ?, {column}_at = ?, {column}_by = ? WHERE id = ?",
                            (to, at, by, ticket_id))
-                if action == "arrive" and t["acknowledged_at"] is None:  # arriving answers the call too
+                if action in ("arrive", "resolve") and t["acknowledged_at"] is None:  # acting answers the call
                     db.execute("UPDATE tickets SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ?",
                                (at, by, ticket_id))
             self._log(db, ticket_id, at, action, by, note, {"assignee": assignee} if assignee else None)
@@ -317,9 +321,9 @@ class TicketStore:
             for t in db.execute("SELECT * FROM tickets WHERE status IN ('open', 'acknowledged', 'on_site') AND "
                                 "(respond_by IS NOT NULL OR arrive_by IS NOT NULL OR resolve_by IS NOT NULL)"
                                 ).fetchall():
-                clocks = {"respond": (t["opened_at"], t["respond_by"], t["acknowledged_at"]),
-                          "arrive": (t["opened_at"], t["arrive_by"], t["on_site_at"]),
-                          "resolve": (t["opened_at"], t["resolve_by"], t["resolved_at"])}
+                clocks = {"respond": (t["clocks_from"], t["respond_by"], t["acknowledged_at"]),
+                          "arrive": (t["clocks_from"], t["arrive_by"], t["on_site_at"]),
+                          "resolve": (t["clocks_from"], t["resolve_by"], t["resolved_at"])}
                 done = json.loads(t["escalations"])
                 due = sla.due_escalations(clocks, frozenset((c, lv) for c, lv in done), now, at_risk)
                 if not due:

@@ -91,13 +91,15 @@ class GatewayProcess:
     data_dir: Path
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    config: Path | None = None  # a TOML settings file (what GATEWAY_* variables cannot say, like webhooks)
     starts: int = 0
     allowed_log: list[str] = field(default_factory=list)
 
     def start(self) -> GatewayProcess:
         self.starts += 1
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "run"], env=self.env, stdout=log,
+            args = ["--config", str(self.config)] if self.config else []
+            self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", *args], env=self.env, stdout=log,
                                          stderr=subprocess.STDOUT, cwd=ROOT)
         wait_for(lambda: self._connected(), 30, 0.1, "the gateway to connect to the broker")
         return self
@@ -157,7 +159,7 @@ def gateway_factory(tmp_path: Path, influxd: Influxd, mosquitto: Mosquitto,
     made: list[GatewayProcess] = []
     db = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
 
-    def make(**overrides: str) -> GatewayProcess:
+    def make(config: Path | None = None, **overrides: str) -> GatewayProcess:
         n = len(made)
         data_dir = tmp_path / f"gw{n}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
@@ -168,7 +170,7 @@ def gateway_factory(tmp_path: Path, influxd: Influxd, mosquitto: Mosquitto,
             GATEWAY_INFLUX_RETRY_MAX_S="1", GATEWAY_MQTT_RECONNECT_MAX_S="2",
         )
         env.update(overrides)
-        g = GatewayProcess(env, data_dir, tmp_path / f"gw{n}.log")
+        g = GatewayProcess(env, data_dir, tmp_path / f"gw{n}.log", config=config)
         made.append(g)
         return g
 
