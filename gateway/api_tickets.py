@@ -150,8 +150,12 @@ def ticket_routes(sv: Any, auth: Any) -> APIRouter:
     @r.post("/site/reload", tags=["assets"])
     def reload_site() -> dict[str, Any]:
         """Re-read the site file (like SIGHUP); on problems the current one stays and they are listed."""
+        applied = sv.monitor.watch
         problems = sv.reload_site() if sv.reload_site else ["this gateway cannot reload its site file"]
         if problems:
             raise HTTPException(422, "; ".join(problems))
+        deadline = time.monotonic() + 5.0  # the ingest thread applies it at its next turn: answer once it has
+        while sv.monitor.watch is applied and time.monotonic() < deadline:
+            time.sleep(0.01)
         return {"assets": len(sv.site.assets), "checkpoints": len(sv.site.checkpoints)}
     return r

@@ -77,7 +77,7 @@ class Ingestor:
         self.dl_bytes = settings.ingest.dead_letter_payload_bytes
         self.deduper = Deduper(settings.ingest.dedupe_window_s, settings.ingest.dedupe_max_keys)
         #: Sees each batch's readings before it is committed (the monitor); returns points to add.
-        self.observer: Callable[[list[tuple[str, Reading]]], list[tuple[float, str]]] | None = None
+        self.observer: Callable[[list[tuple[str, Reading | Tap]]], list[tuple[float, str]]] | None = None
         self.newest: dict[str, float] = registry.newest_ts()
         self._logged: dict[tuple[str, str], float] = {}
         self.transitions: list[Transition] = []
@@ -145,10 +145,8 @@ class Ingestor:
                 self.newest[msg.device] = item.ts
             lines.append((msg.received_at, self._line(msg, item)))
             accepted.append((msg, item))
-        if self.observer is not None:
-            readings = [(m.kind, item) for m, item in accepted if isinstance(item, Reading)]
-            if readings:
-                lines += self.observer(readings)  # asset states, committed with the readings
+        if self.observer is not None and accepted:
+            lines += self.observer([(m.kind, item) for m, item in accepted])  # asset states, with the readings
         self.outbox.commit(lines, seen, [d for _, d in dead])
         for device, seq, k, at in seen:
             deduper.add(device, (seq, k), at)

@@ -19,6 +19,7 @@ from gateway.devices import Transition
 from gateway.lineprotocol import asset_state_line
 from gateway.sensors import KINDS
 from gateway.sensors.base import CheckContext, FaultSpec, Reading
+from gateway.sensors.checkpoint import Tap
 from gateway.sensors.sun import SunClock, parse_schedule
 from gateway.site import AssetModel, Site
 from gateway.tickets import TicketStore
@@ -41,6 +42,7 @@ class AssetWatch:
     state: str
     monitored: bool
     alarm: bool = False
+    since: float = float("-inf")  # time of its latest ledger entry: the ledger never runs backwards
 
 
 class Monitor:
@@ -56,16 +58,18 @@ class Monitor:
         self.site = site
         self.sun = SunClock(site.info.latitude, site.info.longitude, site.tz)
         self.priorities = {code: o.priority for code, o in site.faults.items()}
+        self.checkpoints = {c.tag: c for c in site.checkpoints}
         ledger = self.store.current_states()
-        old, self.watch, self.by_device = self.watch, {}, {}
         lines: list[tuple[float, str]] = []
         with self.store.transaction():
-            lines += self._build(site, online, now, ledger, old)
+            lines += self._build(site, online, now, ledger, self.watch)
         return lines
 
     def _build(self, site: Site, online: Mapping[str, bool], now: float, ledger: Mapping[str, Mapping[str, Any]],
                old: Mapping[str, AssetWatch]) -> list[tuple[float, str]]:
         lines: list[tuple[float, str]] = []
+        watch: dict[str, AssetWatch] = {}
+        by_device: dict[str, str] = {}
         for a in site.assets:
             kind = a.kind
             limits = {**(KINDS[kind].limits if kind else {}), **a.rated, **a.thresholds}
@@ -78,21 +82,27 @@ class Monitor:
                 active = frozenset(f for f in (last or {}).get("faults", "").split(",") if f)
                 w = AssetWatch(a, kind, limits, schedule, rules.Track(active=active),
                                last["state"] if last else rules.UNKNOWN, False)
+                if last is not None:
+                    w.since = last["at"]
                 if last is None:
                     lines += self._record(w, now, rules.UNKNOWN, "in_service")
             if a.device:
-                self.by_device[a.device] = a.id
+                by_device[a.device] = a.id
             w.monitored = bool(a.device and online.get(a.device))
-            self.watch[a.id] = w
+            watch[a.id] = w
+        self.watch, self.by_device = watch, by_device  # swapped whole: the API never sees a half-built list
         return lines
 
     # -- readings -------------------------------------------------------------------------------
-    def observe(self, readings: Sequence[tuple[str, Reading]]) -> list[tuple[float, str]]:
-        """(kind, reading) pairs of one batch; returns the asset_state points to store."""
+    def observe(self, readings: Sequence[tuple[str, Reading | Tap]]) -> list[tuple[float, str]]:
+        """(kind, reading or tap) pairs of one batch; returns the asset_state points to store."""
         lines: list[tuple[float, str]] = []
         by_device, watch = self.by_device, self.watch
         with self.store.transaction():
             for kind_name, r in readings:
+                if isinstance(r, Tap):
+                    self._tap(r)
+                    continue
                 asset_id = by_device.get(r.device)
                 if asset_id is None or "late" in r.flags:
                     continue  # unbound, or older than what the state already reflects
@@ -139,6 +149,16 @@ class Monitor:
             return self._record(w, r.ts, state, "reading", r)
         return []
 
+    def _tap(self, tap: Tap) -> None:
+        """Tapping an asset's own tag proves the repairer is on site: its live tickets are marked arrived."""
+        checkpoint = self.checkpoints.get(tap.tag)
+        if checkpoint is None or checkpoint.asset is None:
+            return
+        items, _ = self.store.list(status=("open", "acknowledged"), asset=checkpoint.asset, limit=100)
+        for t in items:
+            self.store.act(t["id"], "arrive", tap.badge or f"reader:{tap.reader}", tap.ts,
+                           f"tapped {checkpoint.id} ({tap.tag})")
+
     def _alarm(self, w: AssetWatch, alarm: bool, r: Reading) -> None:
         """A smoke alarm is announced at once, on its rising edge (an emergency, not a fault)."""
         if alarm and not w.alarm:
@@ -176,6 +196,9 @@ class Monitor:
     # -- the ledger -----------------------------------------------------------------------------
     def _record(self, w: AssetWatch, at: float, state: str, cause: str, r: Reading | None = None
                 ) -> list[tuple[float, str]]:
+        if at < w.since:  # news older than the last entry (a reading buffered across an outage or from before
+            at = max(r.received_at if r else at, w.since)  # the asset entered service) counts from its arrival
+        w.since = at
         faults = ",".join(sorted(w.track.active))
         self.store.record_state(w.asset.id, at, state, sorted(w.track.active), cause,
                                 r.device if r else w.asset.device, r.ts if r else None)

@@ -1,0 +1,127 @@
+"""The monitor in-process, on a real TicketStore: ledger from the moment of service, device
+health, the smoke alarm's rising edge, and arrival proven by tapping the asset's tag."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway import events
+from gateway.devices import Transition
+from gateway.monitor import Monitor
+from gateway.sensors.base import Reading
+from gateway.sensors.checkpoint import Tap
+from gateway.site import Site, load_site
+from gateway.tickets import TicketStore
+
+T0 = 1_795_000_000.0  # 2026-11-18 22:13 in Shanghai: lamps are expected lit
+SITE = """
+[site]
+latitude = 31.23
+longitude = 121.47
+
+[[assets]]
+id = "FE-1"
+category = "fire"
+kind = "fire_extinguisher"
+device = "ext-1"
+
+[[assets]]
+id = "SD-1"
+name = "3号楼烟感"
+category = "fire"
+kind = "smoke_detector"
+device = "smoke-1"
+
+[[assets]]
+id = "W-1"
+category = "drainage"
+kind = "drain_level"
+
+[[checkpoints]]
+id = "CP-FE-1"
+tag = "04A224B2C15E80"
+asset = "FE-1"
+"""
+
+
+def site(tmp_path: Path, text: str = SITE) -> Site:
+    (tmp_path / "site.toml").write_text(text)
+    return load_site(tmp_path / "site.toml")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[TicketStore]:
+    s = TicketStore(tmp_path / "gateway.db", site(tmp_path).tz)
+    yield s
+    s.close()
+
+
+def reading(kind_fields: dict, device: str, ts: float, seq: int = 0) -> Reading:
+    return Reading("", device, ts, ts, seq, kind_fields)
+
+
+def kinds_of(store: TicketStore) -> list[str]:
+    return [e.type for e in events.after(store.db, 0, 1000)]
+
+
+def test_every_asset_has_a_state_from_its_first_day(tmp_path: Path, store: TicketStore):
+    m = Monitor(store, "s")
+    lines = m.set_site(site(tmp_path), {}, T0)
+    assert {a: s["state"] for a, s in store.current_states().items()} == {"FE-1": "unknown", "SD-1": "unknown",
+                                                                          "W-1": "unknown"}
+    assert len(lines) == 3 and all(line.startswith("asset_state,site=s,asset=") for _, line in lines)
+    m.observe([("fire_extinguisher", reading({"pressure_mpa": 1.2}, "ext-1", T0 + 10))])
+    assert store.current_states()["FE-1"]["state"] == "intact"
+    again = Monitor(store, "s")
+    assert again.set_site(site(tmp_path), {"ext-1": True}, T0 + 20) == []  # known assets keep their ledger
+    assert {s["asset"]: s["state"] for s in again.states()}["FE-1"] == "intact"
+
+
+def test_a_silent_device_makes_its_asset_unknown_and_opens_a_device_ticket(tmp_path: Path, store: TicketStore):
+    m = Monitor(store, "s")
+    m.set_site(site(tmp_path), {}, T0)
+    m.observe([("fire_extinguisher", reading({"pressure_mpa": 1.2}, "ext-1", T0 + 10))])
+    m.devices([Transition("ext-1", "fire_extinguisher", False, "silent", T0 + 3600)])
+    assert store.current_states()["FE-1"]["state"] == "unknown"
+    [t] = store.list(status=("open",))[0]
+    assert (t["fault"], t["device"], t["asset"]) == ("device_lost", "ext-1", "FE-1")
+    m.devices([Transition("ext-1", "fire_extinguisher", True, "reading", T0 + 3700)])
+    assert store.current_states()["FE-1"]["state"] == "intact"
+    assert store.get(t["id"])["self_cleared"] is True
+
+
+def test_a_smoke_alarm_is_announced_once_per_rising_edge(tmp_path: Path, store: TicketStore):
+    m = Monitor(store, "s")
+    m.set_site(site(tmp_path), {}, T0)
+    for i, alarm in enumerate((False, True, True, False, True)):
+        m.observe([("smoke_detector", reading({"alarm": alarm}, "smoke-1", T0 + i, i))])
+    alarms = [e for e in events.after(store.db, 0, 1000) if e.type == "fire.alarm"]
+    assert [e.at for e in alarms] == [T0 + 1, T0 + 4]
+    assert "3号楼烟感" in alarms[0].title
+    assert store.list()[1] == 0, "an alarm is an emergency event, not an equipment fault"
+
+
+def test_tapping_the_assets_tag_proves_arrival(tmp_path: Path, store: TicketStore):
+    m = Monitor(store, "s")
+    m.set_site(site(tmp_path), {}, T0)
+    for i in range(2):
+        m.observe([("fire_extinguisher", reading({"pressure_mpa": 0.5}, "ext-1", T0 + 61 * i, i))])
+    [t] = store.list(status=("open",))[0]
+    assert t["fault"] == "pressure_low" and t["priority"] == "emergency"
+    m.observe([("checkpoint", Tap("reader-9", "04A224B2C15E80", "M042", T0 + 300, T0 + 300))])
+    after = store.get(t["id"])
+    assert (after["status"], after["on_site_by"], after["on_site_at"]) == ("on_site", "M042", T0 + 300)
+    assert after["acknowledged_at"] == T0 + 300
+    assert "ticket.arrive" in kinds_of(store)
+    m.observe([("checkpoint", Tap("reader-9", "04A224B2C15E80", None, T0 + 400, T0 + 400))])
+    assert store.get(t["id"])["on_site_at"] == T0 + 300, "a second tap changes nothing"
+
+
+def test_an_unbound_asset_stays_unknown_and_an_unbound_device_is_ignored(tmp_path: Path, store: TicketStore):
+    m = Monitor(store, "s")
+    m.set_site(site(tmp_path), {}, T0)
+    assert m.observe([("fire_extinguisher", reading({"pressure_mpa": 0.1}, "ext-unbound", T0))]) == []
+    assert {s["asset"]: s["state"] for s in m.states()}["W-1"] == "unknown"
