@@ -139,6 +139,13 @@ def _toml_str(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+#: Rated values of the simulated hardware, so the gateway's checks judge them as on a real site.
+_RATED = {
+    "streetlight": ("rated = { current_a = 0.42 }",),
+    "drain_level": ("rated = { depth_m = 3.0, alarm_level_m = 1.8 }",),
+}
+
+
 def site_toml(
     devices: list[DeviceState],
     checkpoints: list[Checkpoint],
@@ -169,6 +176,7 @@ def site_toml(
             f"category = {_toml_str(CATEGORY[dev.kind])}",
             f"kind = {_toml_str(dev.kind)}",
             f"device = {_toml_str(dev.device)}",
+            *_RATED.get(dev.kind, ()),
         ]
     for point in checkpoints:
         lines += [
