@@ -7,6 +7,7 @@ ran it; in-process code that logs an exception fails its test too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -168,6 +169,9 @@ def gateway_factory(tmp_path: Path, influxd: Influxd, mosquitto: Mosquitto,
             GATEWAY_INFLUX_DB=db, GATEWAY_SITE="t", GATEWAY_GATEWAY_ID=f"gw{n}", GATEWAY_DATA_DIR=str(data_dir),
             GATEWAY_API_BIND="127.0.0.1:0", GATEWAY_INFLUX_BATCH_AGE_S="0.2", GATEWAY_INFLUX_RETRY_MIN_S="0.2",
             GATEWAY_INFLUX_RETRY_MAX_S="1", GATEWAY_MQTT_RECONNECT_MAX_S="2",
+            # A session of this test's own: the broker keeps persistent sessions, and one named like another
+            # test's would receive what was queued for that test.
+            GATEWAY_MQTT_CLIENT_ID=f"gw-{hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]}-{n}",
         )
         env.update(overrides)
         g = GatewayProcess(env, data_dir, tmp_path / f"gw{n}.log", config=config)
