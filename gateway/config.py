@@ -337,7 +337,7 @@ def without_invalid(data: dict[str, Any], exc: ValidationError) -> dict[str, Any
 
     out = copy.deepcopy(data)
     for err in exc.errors():
-        loc = err["loc"]
+        loc = err["loc"][:-1] if err["type"] == "missing" else err["loc"]  # drop what lacks a required key
         node: Any = out
         for i, part in enumerate(loc):
             last = i == len(loc) - 1 or (isinstance(node, list) and isinstance(part, int))

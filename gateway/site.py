@@ -5,7 +5,6 @@ Validated like the configuration: every problem listed at once, one line each.
 
 from __future__ import annotations
 
-import contextlib
 import tomllib
 from collections import Counter
 from dataclasses import dataclass
@@ -237,8 +236,14 @@ def load_site(path: Path | None) -> Site:
         model = SiteModel.model_validate(data)
     except ValidationError as exc:
         problems = format_validation_errors(exc, {}, source)
-        with contextlib.suppress(ValidationError):  # cross-check what is valid: every problem in one pass
-            problems += _cross_checks(SiteModel.model_validate(without_invalid(data, exc)), source, data)
+        remainder, error = data, exc
+        for _ in range(3):  # cross-check what is valid: every problem in one pass
+            remainder = without_invalid(remainder, error)
+            try:
+                problems += _cross_checks(SiteModel.model_validate(remainder), source, data)
+                break
+            except ValidationError as again:
+                error = again
         raise ConfigError(problems) from None
     problems = _cross_checks(model, source)
     if problems:

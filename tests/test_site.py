@@ -180,3 +180,25 @@ asset = "NOPE"
     for words in expected:
         assert [p for p in problems if words in p], f"{words!r} not reported in {problems}"
     assert len(problems) == len(expected), problems
+
+
+def test_a_bad_value_in_one_section_does_not_hide_the_cross_checks(tmp_path: Path) -> None:
+    """Removing the invalid priority leaves a fault override without one: the checks of the rest still run."""
+    path = write(tmp_path, """
+[faults.lamp_out]
+priority = "asap"
+
+[[assets]]
+id = "L-1"
+category = "lighting"
+thresholds = { bogus = 1 }
+
+[[assets]]
+id = "L-1"
+category = "lighting"
+""")
+    problems = problems_of(path)
+    assert len(problems) == 3, problems
+    assert any("faults.lamp_out.priority" in p for p in problems)
+    assert any("asset id 'L-1' appears 2 times" in p for p in problems)
+    assert any("assets.0.thresholds.bogus: unknown" in p for p in problems)
