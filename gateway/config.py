@@ -189,9 +189,12 @@ def parse_bind(bind: str) -> tuple[str, int]:
 
 
 class KindSettings(_Section):
-    """Per sensor kind: how often its devices report (for the silent-device watch)."""
+    """Per sensor kind: how often its devices report (for the silent-device watch), and how long a
+    fault must persist before it opens (and be gone before it clears)."""
 
     heartbeat_s: float | None = Field(None, gt=0)
+    debounce_n: int | None = Field(None, ge=1)
+    debounce_s: float | None = Field(None, ge=0)
 
 
 class Settings(_Section):

@@ -18,7 +18,7 @@ from gateway import events, rules
 from gateway.devices import Transition
 from gateway.lineprotocol import asset_state_line
 from gateway.sensors import KINDS
-from gateway.sensors.base import CheckContext, FaultSpec, Reading
+from gateway.sensors.base import CheckContext, Debounce, FaultSpec, Reading
 from gateway.sensors.checkpoint import Tap
 from gateway.sensors.sun import SunClock, parse_schedule
 from gateway.site import AssetModel, Site
@@ -28,6 +28,8 @@ _LOGGER = logging.getLogger(__name__)
 
 #: Monitoring lost (device silent or offline): a ticket of its own, not a facility fault.
 DEVICE_LOST = FaultSpec("device_lost", "general", "监测设备离线", "monitoring device lost", counts=False)
+#: Every lamp of a lighting circuit out at once (整路不亮): one emergency for the circuit (COMMITMENTS.md).
+CIRCUIT_DARK = FaultSpec("circuit_dark", "emergency", "整路路灯不亮", "whole lighting circuit dark")
 
 
 @dataclass
@@ -46,9 +48,12 @@ class AssetWatch:
 
 
 class Monitor:
-    def __init__(self, store: TicketStore, site_name: str) -> None:
+    def __init__(self, store: TicketStore, site_name: str, debounce: Mapping[str, Debounce] | None = None) -> None:
         self.store = store
         self.site_name = site_name
+        self.debounce = {k: kind.debounce for k, kind in KINDS.items()} | dict(debounce or {})
+        self.circuits: dict[str, list[str]] = {}  # circuit -> its lamps (assets)
+        self.dark: set[str] = set()  # circuits with a live circuit_dark ticket
         self.watch: dict[str, AssetWatch] = {}
         self.by_device: dict[str, str] = {}
 
@@ -59,6 +64,11 @@ class Monitor:
         self.sun = SunClock(site.info.latitude, site.info.longitude, site.tz)
         self.priorities = {code: o.priority for code, o in site.faults.items()}
         self.checkpoints = {c.tag: c for c in site.checkpoints}
+        self.circuits = {}
+        for a in site.assets:
+            if a.circuit:
+                self.circuits.setdefault(a.circuit, []).append(a.id)
+        self.dark = {c for c in self.circuits if self.store.live(f"circuit:{c}", CIRCUIT_DARK.code)}
         ledger = self.store.current_states()
         lines: list[tuple[float, str]] = []
         with self.store.transaction():
@@ -123,12 +133,13 @@ class Monitor:
                     if w.state != rules.INTACT:
                         lines += self._record(w, r.ts, rules.INTACT, "reading", r)
                     continue
-                lines += self._step(w, kind.faults, kind.debounce.seconds, failing, r, kind_name)
+                lines += self._step(w, kind.faults, failing, r, kind_name)
         return lines
 
-    def _step(self, w: AssetWatch, faults: Mapping[str, FaultSpec], debounce_s: float, failing: frozenset[str],
-              r: Reading, kind_name: str) -> list[tuple[float, str]]:
-        step = rules.step(w.track, failing, r.ts, KINDS[kind_name].debounce)
+    def _step(self, w: AssetWatch, faults: Mapping[str, FaultSpec], failing: frozenset[str], r: Reading,
+              kind_name: str) -> list[tuple[float, str]]:
+        debounce = self.debounce[kind_name]
+        step = rules.step(w.track, failing, r.ts, debounce)
         w.track = step.track
         subject = f"asset:{w.asset.id}"
         for code in sorted(step.opened):
@@ -142,12 +153,28 @@ class Monitor:
             self.store.fault_cleared(subject, code, r.ts)
         for code in sorted(failing & step.track.active - step.opened):
             live = self.store.live(subject, code)
-            if live and live["status"] == "resolved" and r.ts - live["resolved_at"] >= debounce_s:
+            if live and live["status"] == "resolved" and r.ts - live["resolved_at"] >= debounce.seconds:
                 self.store.fault_persists(subject, code, r.ts)
+        if w.asset.circuit and (step.opened | step.cleared) & {"lamp_out"}:
+            self._circuit(w.asset.circuit, r)
         state = rules.state_of(step.track.active, faults, True)
         if state != w.state or step.opened or step.cleared:
             return self._record(w, r.ts, state, "reading", r)
         return []
+
+    def _circuit(self, circuit: str, r: Reading) -> None:
+        """Opened when the last lamp of a circuit goes out, cleared when one comes back."""
+        lamps = self.circuits.get(circuit, [])
+        dark = len(lamps) >= 2 and all("lamp_out" in self.watch[a].track.active for a in lamps)
+        if dark and circuit not in self.dark:
+            self.store.open(subject=f"circuit:{circuit}", fault=CIRCUIT_DARK.code,
+                            priority=self.priorities.get(CIRCUIT_DARK.code, CIRCUIT_DARK.priority),
+                            title=f"回路 {circuit} {CIRCUIT_DARK.zh}（{len(lamps)} 盏）", at=r.ts, by="sensor",
+                            source="sensor", category="lighting", data={"lamps": lamps})
+            self.dark.add(circuit)
+        elif not dark and circuit in self.dark:
+            self.store.fault_cleared(f"circuit:{circuit}", CIRCUIT_DARK.code, r.ts)
+            self.dark.discard(circuit)
 
     def _tap(self, tap: Tap) -> None:
         """Tapping an asset's own tag proves the repairer is on site: its live tickets are marked arrived."""

@@ -24,6 +24,7 @@ from gateway.metrics import Metrics
 from gateway.monitor import Monitor
 from gateway.outbox import Outbox
 from gateway.sensors import KINDS
+from gateway.sensors.base import Debounce
 from gateway.sensors.mqtt import Inbound, MqttTransport
 from gateway.site import Site, load_site
 from gateway.tickets import TicketStore
@@ -80,7 +81,10 @@ def build(settings: Settings, site: Site) -> Services:
     ingestor.load_seen(time.time())
     tickets = TicketStore(settings.data_dir / "gateway.db", site.tz, site.sla, site.callbacks,
                           site.tickets.self_cleared)
-    monitor = Monitor(tickets, settings.site)
+    debounce = {k: Debounce(ks.debounce_n or KINDS[k].debounce.n,
+                            KINDS[k].debounce.seconds if ks.debounce_s is None else ks.debounce_s)
+                for k, ks in settings.kinds.items()}
+    monitor = Monitor(tickets, settings.site, debounce)
     outbox.commit(monitor.set_site(site, registry.online(), time.time()), [], [])
     ingestor.observer = monitor.observe
     webhooks = WebhookDispatcher(settings.webhooks, settings.data_dir / "gateway.db", tickets.events_after,

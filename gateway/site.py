@@ -55,6 +55,14 @@ class AssetModel(_Model):
     rated: dict[str, float] = {}
     thresholds: dict[str, float] = {}
     schedule: str | None = None  # a lamp's own hours, "18:30-06:00"; else sunset to sunrise
+    circuit: str | None = None  # the lighting circuit: all its lamps dark at once is an emergency
+
+    @field_validator("circuit")
+    @classmethod
+    def _check_circuit(cls, v: str | None) -> str | None:
+        if v is not None and not SEGMENT.fullmatch(v):
+            raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . -")
+        return v
 
     @field_validator("schedule")
     @classmethod
@@ -203,7 +211,7 @@ def _cross_checks(m: SiteModel, source: str, raw: dict[str, Any] | None = None) 
                 if key not in known:
                     problems.append(f"{source}: assets.{position('assets', a.id, i)}.{section}.{key}: unknown "
                                     f"for {a.kind or a.category} (known: {', '.join(sorted(known))})")
-    codes = {c for k in KINDS.values() for c in k.faults} | {"device_lost"}
+    codes = {c for k in KINDS.values() for c in k.faults} | {"device_lost", "circuit_dark"}
     for code in m.faults:
         if code not in codes:
             problems.append(f"{source}: faults.{code}: unknown fault (known: {', '.join(sorted(codes))})")

@@ -11,7 +11,7 @@ import pytest
 from gateway import events
 from gateway.devices import Transition
 from gateway.monitor import Monitor
-from gateway.sensors.base import Reading
+from gateway.sensors.base import Debounce, Reading
 from gateway.sensors.checkpoint import Tap
 from gateway.site import Site, load_site
 from gateway.tickets import TicketStore
@@ -125,3 +125,49 @@ def test_an_unbound_asset_stays_unknown_and_an_unbound_device_is_ignored(tmp_pat
     m.set_site(site(tmp_path), {}, T0)
     assert m.observe([("fire_extinguisher", reading({"pressure_mpa": 0.1}, "ext-unbound", T0))]) == []
     assert {s["asset"]: s["state"] for s in m.states()}["W-1"] == "unknown"
+
+
+CIRCUIT_SITE = """
+[[assets]]
+id = "L-1"
+category = "lighting"
+kind = "streetlight"
+device = "lamp-1"
+circuit = "C-north"
+schedule = "18:00-06:00"
+
+[[assets]]
+id = "L-2"
+category = "lighting"
+kind = "streetlight"
+device = "lamp-2"
+circuit = "C-north"
+schedule = "18:00-06:00"
+"""
+NIGHT = 1_795_010_400.0  # 2026-11-19 01:00 in Shanghai
+
+
+def lamp(device: str, on: bool, ts: float, seq: int) -> tuple[str, Reading]:
+    return "streetlight", reading({"on": on, "current_a": 0.41 if on else 0.0}, device, ts, seq)
+
+
+def test_a_whole_circuit_dark_is_one_emergency(tmp_path: Path, store: TicketStore):
+    m = Monitor(store, "s")
+    m.set_site(site(tmp_path, CIRCUIT_SITE), {}, NIGHT)
+    for i in range(2):
+        m.observe([lamp("lamp-1", False, NIGHT + 61 * i, i)])
+    assert [t["fault"] for t in store.list()[0]] == ["lamp_out"], "one lamp out is not the circuit"
+    for i in range(2):
+        m.observe([lamp("lamp-2", False, NIGHT + 61 * i, i)])
+    circuit = [t for t in store.list()[0] if t["fault"] == "circuit_dark"]
+    assert len(circuit) == 1 and circuit[0]["priority"] == "emergency" and "C-north" in circuit[0]["title"]
+    for i in range(2, 4):
+        m.observe([lamp("lamp-1", True, NIGHT + 61 * i, i)])
+    assert store.get(circuit[0]["id"])["self_cleared"] is True, "a lamp back on: the circuit is lit again"
+
+
+def test_debounce_is_per_kind_and_configurable(tmp_path: Path, store: TicketStore):
+    m = Monitor(store, "s", {"fire_extinguisher": Debounce(1, 0.0)})
+    m.set_site(site(tmp_path), {}, T0)
+    m.observe([("fire_extinguisher", reading({"pressure_mpa": 0.5}, "ext-1", T0))])
+    assert [t["fault"] for t in store.list()[0]] == ["pressure_low"], "opens on the first failing reading"
