@@ -57,13 +57,6 @@ class AssetModel(_Model):
     schedule: str | None = None  # a lamp's own hours, "18:30-06:00"; else sunset to sunrise
     circuit: str | None = None  # the lighting circuit: all its lamps dark at once is an emergency
 
-    @field_validator("circuit")
-    @classmethod
-    def _check_circuit(cls, v: str | None) -> str | None:
-        if v is not None and not SEGMENT.fullmatch(v):
-            raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . -")
-        return v
-
     @field_validator("schedule")
     @classmethod
     def _check_schedule(cls, v: str | None) -> str | None:
@@ -71,7 +64,7 @@ class AssetModel(_Model):
             parse_schedule(v)
         return v
 
-    @field_validator("id", "device")
+    @field_validator("id", "device", "circuit")
     @classmethod
     def _check_segment(cls, v: str | None) -> str | None:
         if v is not None and not SEGMENT.fullmatch(v):
