@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from gateway.api_commitments import commitment_routes
 from gateway.api_tickets import ticket_routes
 from gateway.sensors import KINDS
 
@@ -155,6 +156,7 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
                 for name, k in KINDS.items()}
 
     app.include_router(ticket_routes(sv, Auth))
+    app.include_router(commitment_routes(sv, Auth))
     return app
 
 

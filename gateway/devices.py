@@ -55,8 +55,9 @@ class Transition:
 
 
 class DeviceRegistry:
-    def __init__(self, path: Path, heartbeat_s: Mapping[str, float], misses: int) -> None:
-        self._db: sqlite3.Connection = connect(path)
+    def __init__(self, path: Path, heartbeat_s: Mapping[str, float], misses: int, synchronous: str = "full") -> None:
+        # "normal" only where the database can be recomputed (a replay): it skips the fsync per commit.
+        self._db: sqlite3.Connection = connect(path, synchronous)
         self._db.executescript(SCHEMA)
         self.heartbeat_s = dict(heartbeat_s)
         self.misses = misses
@@ -84,12 +85,14 @@ class DeviceRegistry:
         self._dirty.add(device)
         return rec
 
-    # The three calls below are made by the ingest thread with ``lock`` held.
+    # The three calls below are made by the ingest thread with ``lock`` held. ``last_seen`` only moves
+    # forward: a batch is accounted readings first, then statuses, then rejections, so an earlier
+    # rejected message must not make a device that reported since look silent to the sweep.
     def saw_reading(
         self, device: str, kind: str, ts: float, fields: Mapping[str, float | bool], late: bool, now: float
     ) -> Transition | None:
         rec = self._record(device, kind, now)
-        rec.last_seen = now
+        rec.last_seen = max(rec.last_seen, now)
         rec.readings += 1
         if not late:
             rec.last_ts = ts
@@ -101,7 +104,7 @@ class DeviceRegistry:
 
     def saw_status(self, device: str, kind: str, online: bool, now: float) -> Transition | None:
         rec = self._record(device, kind, now)
-        rec.last_seen = now
+        rec.last_seen = max(rec.last_seen, now)
         if rec.online == online and (online or rec.offline_reason == "status"):
             return None
         rec.online, rec.offline_reason, rec.status_at = online, None if online else "status", now
@@ -109,7 +112,7 @@ class DeviceRegistry:
 
     def saw_rejection(self, device: str, kind: str, now: float) -> None:
         rec = self._record(device, kind, now)
-        rec.last_seen = now
+        rec.last_seen = max(rec.last_seen, now)
         rec.rejected += 1
 
     def sweep(self, now: float) -> list[Transition]:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.commitments.monthly import Commitments
 from gateway.config import Settings
 from gateway.devices import DeviceRegistry, Transition
 from gateway.influx import Forwarder, make_writer
@@ -49,6 +50,7 @@ class Services:
     tickets: TicketStore
     monitor: Monitor
     webhooks: WebhookDispatcher
+    commitments: Commitments
     api_token: str
     reload_site: Callable[[], list[str]] | None = None  # set by the Gateway: re-read the site file
     started_at: float = field(default_factory=time.time)
@@ -69,22 +71,30 @@ def api_token(settings: Settings) -> str:
     return token
 
 
+def heartbeats(settings: Settings) -> dict[str, float]:
+    """Each kind's heartbeat, as configured or the kind's own; shared with the replay, so it sweeps alike."""
+    return {k: (settings.kinds[k].heartbeat_s if k in settings.kinds and settings.kinds[k].heartbeat_s
+                else kind.heartbeat_s) for k, kind in KINDS.items()}
+
+
+def debounces(settings: Settings) -> dict[str, Debounce]:
+    """The debounce of every configured kind; shared with the replay, so it confirms faults alike."""
+    return {k: Debounce(ks.debounce_n or KINDS[k].debounce.n,
+                        KINDS[k].debounce.seconds if ks.debounce_s is None else ks.debounce_s)
+            for k, ks in settings.kinds.items()}
+
+
 def build(settings: Settings, site: Site) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = Metrics()
     outbox = Outbox(settings.data_dir / "outbox.db", int(settings.outbox.max_mb * 1e6), settings.outbox.synchronous,
                     settings.ingest.dead_letter_keep)
-    heartbeat = {k: (settings.kinds[k].heartbeat_s if k in settings.kinds and settings.kinds[k].heartbeat_s
-                     else kind.heartbeat_s) for k, kind in KINDS.items()}
-    registry = DeviceRegistry(settings.data_dir / "gateway.db", heartbeat, settings.ingest.heartbeat_misses)
+    registry = DeviceRegistry(settings.data_dir / "gateway.db", heartbeats(settings), settings.ingest.heartbeat_misses)
     ingestor = Ingestor(settings, site, outbox, registry, metrics)
     ingestor.load_seen(time.time())
     tickets = TicketStore(settings.data_dir / "gateway.db", site.tz, site.sla, site.callbacks,
                           site.tickets.self_cleared)
-    debounce = {k: Debounce(ks.debounce_n or KINDS[k].debounce.n,
-                            KINDS[k].debounce.seconds if ks.debounce_s is None else ks.debounce_s)
-                for k, ks in settings.kinds.items()}
-    monitor = Monitor(tickets, settings.site, debounce)
+    monitor = Monitor(tickets, settings.site, debounces(settings))
     outbox.commit(monitor.set_site(site, registry.online(), time.time()), [], [])
     ingestor.observer = monitor.observe
     webhooks = WebhookDispatcher(settings.webhooks, settings.data_dir / "gateway.db", tickets.events_after,
@@ -95,8 +105,9 @@ def build(settings: Settings, site: Site) -> Services:
     metrics.gauge("gateway_outbox_bytes", "Bytes waiting for InfluxDB.", lambda: outbox.depth()[1])
     metrics.gauge("gateway_outbox_dropped_total", "Readings dropped past the outbox bound.", lambda: outbox.dropped)
     metrics.gauge("gateway_mqtt_connected", "1 while connected to the broker.", lambda: float(transport.connected))
+    commitments = Commitments(settings.data_dir / "gateway.db", site)
     return Services(settings, site, outbox, registry, metrics, ingestor, transport, forwarder, tickets, monitor,
-                    webhooks, api_token(settings))
+                    webhooks, commitments, api_token(settings))
 
 
 def to_message(m: Inbound, prefix: str, site: str, cache: dict[str, object] | None = None) -> Message | None:
@@ -170,6 +181,7 @@ class IngestLoop:
             return
         sv = self.sv
         sv.site = site
+        sv.commitments.current = site
         sv.ingestor.set_site(site)
         sv.outbox.commit(sv.monitor.set_site(site, sv.registry.online(), time.time()), [], [])
 
@@ -220,15 +232,25 @@ class Gateway:
         self.ingest = IngestLoop(services)
         self._ingest_thread = Supervised("ingest", self.ingest.run, services.failed)
         self._serve_api = serve_api
+        self._stopping = threading.Event()
+        self._freezer = Supervised("commitments", self._freeze_months, services.failed)
         services.reload_site = lambda: self.reload_site(services.settings.site_file)
         self._stop_api: Callable[[], None] | None = None
 
     def start(self) -> None:
         self.sv.forwarder.start()
         self.sv.webhooks.start()
+        self._freezer.start()
         self._ingest_thread.start()  # it connects to the broker
         if self._serve_api:
             self._stop_api = self._serve_api(self.sv)
+
+    def _freeze_months(self) -> None:
+        """Freeze last month's commitment figures once it is over (checked every 10 minutes)."""
+        while True:
+            self.sv.commitments.freeze_due(time.time())
+            if self._stopping.wait(600):
+                return
 
     def reload_site(self, path: Path | None) -> list[str]:
         """Re-read the site file; on problems keep the current one and return them."""
@@ -250,6 +272,7 @@ class Gateway:
         """Stop taking messages, make what was taken durable and acknowledged, flush to InfluxDB."""
         _LOGGER.info("stopping: finishing the current batch and flushing the outbox (up to %.0f s)", drain_s)
         self.ingest.stop_evt.set()
+        self._stopping.set()
         self.sv.transport.wake()
         self._ingest_thread.join(10)
         self.sv.transport.stop()
@@ -261,5 +284,7 @@ class Gateway:
         if depth:
             _LOGGER.warning("%d readings left in the outbox; they go to InfluxDB at the next start", depth)
         self.sv.registry.close()
+        self._freezer.join(5)
+        self.sv.commitments.close()
         self.sv.tickets.close()
         self.sv.outbox.close()

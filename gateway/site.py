@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.commitments.catalogue import Commitment, load_catalogue
 from gateway.config import SEGMENT, ConfigError, format_validation_errors, without_invalid
 from gateway.sensors import CATEGORIES, KINDS
 from gateway.sensors.checkpoint import normalize_tag
@@ -129,6 +130,7 @@ class SiteModel(_Model):
     sla: dict[str, SlaRuleSettings] = {}
     callbacks_h: dict[str, float] = {}
     tickets: TicketPolicy = TicketPolicy()
+    commitments_file: Path | None = None  # the site's own catalogue; relative to the site file
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +154,7 @@ class Site:
     sla: dict[str, SlaRule]
     callbacks: dict[str, float]
     tickets: TicketPolicy
+    commitments: tuple[Commitment, ...]
 
     @property
     def tz(self) -> ZoneInfo:
@@ -162,11 +165,12 @@ class Site:
         return cls.from_model(SiteModel())
 
     @classmethod
-    def from_model(cls, m: SiteModel) -> Site:
+    def from_model(cls, m: SiteModel, commitments: tuple[Commitment, ...] | None = None) -> Site:
         bindings = {a.device: Binding(a.id, a.category) for a in m.assets if a.device}
         tags = {c.tag: c.id for c in m.checkpoints}
         return cls(m.site, tuple(m.assets), tuple(m.checkpoints), bindings, tags, m.faults, sla_table(m.sla),
-                   callback_table(m.callbacks_h), m.tickets)
+                   callback_table(m.callbacks_h), m.tickets,
+                   load_catalogue() if commitments is None else commitments)
 
 
 def _cross_checks(m: SiteModel, source: str, raw: dict[str, Any] | None = None) -> list[str]:
@@ -247,6 +251,12 @@ def load_site(path: Path | None) -> Site:
                 error = again
         raise ConfigError(problems) from None
     problems = _cross_checks(model, source)
+    commitments = None
+    if model.commitments_file is not None:
+        try:
+            commitments = load_catalogue(Path(path).parent / model.commitments_file, {a.id for a in model.assets})
+        except ConfigError as exc:
+            problems += exc.problems
     if problems:
         raise ConfigError(problems)
-    return Site.from_model(model)
+    return Site.from_model(model, commitments)

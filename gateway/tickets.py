@@ -88,8 +88,10 @@ class TicketStore:
     """Thread-safe: the ingest thread opens and closes tickets, API threads act on them."""
 
     def __init__(self, path: Path, tz: ZoneInfo, sla_table: Mapping[str, sla.SlaRule] = sla.DEFAULT_SLA,
-                 callbacks: Mapping[str, float] = sla.DEFAULT_CALLBACKS, self_cleared: str = "confirm") -> None:
-        self.db = connect(path)
+                 callbacks: Mapping[str, float] = sla.DEFAULT_CALLBACKS, self_cleared: str = "confirm",
+                 synchronous: str = "full") -> None:
+        # "normal" only where the database can be recomputed (a replay): it skips the fsync per commit.
+        self.db = connect(path, synchronous)
         self.db.row_factory = _row
         self.db.executescript(SCHEMA + events.SCHEMA)
         self.tz = tz

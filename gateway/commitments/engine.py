@@ -1,0 +1,87 @@
+"""Every indicator of a catalogue for one period: value, target, met or not, numerator and
+denominator, and the evidence behind a miss. Pure: data in, JSON-ready dicts out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway.commitments import intact, repair
+from gateway.commitments.catalogue import Commitment, Scope
+from gateway.commitments.data import SiteData
+from gateway.commitments.model import Period, Ratio, TicketFacts
+
+NO_DATA = {"zh": "暂无巡查数据（巡更与巡检功能上线后自动计算）",
+           "en": "no patrol or inspection data yet (computed once inspections are recorded)"}
+
+
+def _ratio(r: Ratio) -> dict[str, Any]:
+    return {"value": r.value, "num": r.num, "den": r.den}
+
+
+def _assets(data: SiteData, scope: Scope) -> list[str]:
+    return [a.id for a in data.assets if scope.matches(a.category, a.kind, a.building, a.zone, a.id)]
+
+
+def _tickets(data: SiteData, scope: Scope) -> tuple[TicketFacts, ...]:
+    by_asset = scope.kind is not None or scope.building is not None or scope.zone is not None or scope.assets
+    assets = set(_assets(data, scope)) if by_asset else None
+    return repair.filter_tickets(data.tickets, category=scope.category, assets=assets, priority=scope.priority)
+
+
+def _result(c: Commitment, ratio: Ratio, evidence: Sequence[Any], detail: dict[str, Any]) -> dict[str, Any]:
+    return {"id": c.id, "zh": c.zh, "en": c.en, "kind": c.kind, "target": c.target, "direction": c.direction,
+            "value": ratio.value, "num": ratio.num, "den": ratio.den, "met": c.met(ratio.value),
+            "evidence": list(evidence), "detail": detail}
+
+
+def _intact(c: Commitment, data: SiteData, index: intact.LedgerIndex, period: Period, now: float,
+            tz: ZoneInfo) -> dict[str, Any]:
+    assets = _assets(data, c.scope)
+    rate = intact.period_rate(assets, index, period)
+    snap = intact.snapshot(assets, index, min(now, period.end) - 1e-6)
+    low = intact.lowest_daily(assets, index, period, tz)
+    worst = intact.ranking(assets, index, period, 10)
+    detail: dict[str, Any] = {
+        "assets": len(assets), "known_only": _ratio(rate.known),
+        "seconds": {"intact": rate.intact_s, "faulty": rate.faulty_s, "unknown": rate.unknown_s},
+        "snapshot": {"at": snap.at, "strict": _ratio(snap.strict), "known_only": _ratio(snap.known),
+                     "intact": snap.intact, "faulty": snap.faulty, "unknown": snap.unknown},
+        "lowest_daily": None if low is None or low.lowest is None else {
+            "day": low.day.isoformat(), "at": low.lowest.at, "strict": _ratio(low.lowest.strict)},
+        "ranking": [[a, s] for a, s in worst],
+    }
+    if period.start <= now < period.end:
+        f = intact.forecast(assets, index, period, now, c.target)
+        detail["forecast"] = {"can_meet": f.can_meet, "left_h": f.left_s / 3600, "budget_h": f.budget_s / 3600,
+                              "lost_h": f.lost_s / 3600, "best_case": _ratio(f.best_case)}
+    return _result(c, rate.strict, [a for a, _ in worst], detail)
+
+
+def evaluate(catalogue: Sequence[Commitment], data: SiteData, period: Period, now: float,
+             tz: ZoneInfo) -> list[dict[str, Any]]:
+    index = data.ledger if isinstance(data.ledger, intact.LedgerIndex) else intact.LedgerIndex(data.ledger)
+    out = []
+    for c in catalogue:
+        if c.kind == "intact_rate":
+            out.append(_intact(c, data, index, period, now, tz))
+            continue
+        tickets = _tickets(data, c.scope)
+        if c.kind == "repair_timeliness":
+            t = repair.timeliness(tickets, period, now)
+            out.append(_result(c, t.ratio, t.evidence, {
+                "per_clock": {k: _ratio(r) for k, r in t.per_clock.items()},
+                "per_clock_missed": {k: list(v) for k, v in t.per_clock_evidence.items()}}))
+        elif c.kind in ("first_time_fix", "rework_rate"):
+            r = (repair.first_time_fix if c.kind == "first_time_fix" else repair.rework_rate)(tickets, period)
+            out.append(_result(c, r.ratio, r.evidence, {"counted": len(r.counted)}))
+        elif c.kind == "callback_rate":
+            r = repair.callback_rate(tickets, data.callbacks, period)
+            out.append(_result(c, r.ratio, r.evidence, {"counted": len(r.counted)}))
+        elif c.kind == "satisfaction":
+            r = repair.satisfaction(repair.filter_callbacks(data.callbacks, tickets), period)
+            out.append(_result(c, r.ratio, r.evidence, {"counted": len(r.counted)}))
+        else:  # patrol and inspection indicators: their data arrives with the inspections issue
+            out.append({**_result(c, Ratio(0, 0), [], {}), "note_zh": NO_DATA["zh"], "note_en": NO_DATA["en"]})
+    return out

@@ -1,0 +1,97 @@
+"""Monthly figures, computed on demand and frozen once the month is over.
+
+A published month must not move when the asset list or a ticket changes later: the
+first report of a closed month (or the gateway's check after month end) stores it; a
+later recomputation that differs is reported beside the frozen figures, never applied.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from gateway.commitments import data, engine, notice
+from gateway.commitments.model import Period
+from gateway.commitments.periods import is_month, month_of, parse_period, previous_month
+from gateway.outbox import connect
+from gateway.site import Site
+
+_LOGGER = logging.getLogger(__name__)
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS commitment_months (month TEXT PRIMARY KEY, frozen_at REAL NOT NULL, report TEXT NOT NULL);
+"""
+_COMPARED = ("value", "num", "den", "met")
+
+
+class Commitments:
+    """Reads the gateway's database with a connection of its own (WAL: never blocks ingest)."""
+
+    def __init__(self, db_path: Path, site: Site) -> None:
+        self.db = connect(db_path)
+        self.db.executescript(SCHEMA)
+        self.current = site  # replaced when the site file is reloaded
+        self._lock = threading.Lock()
+
+    def site(self) -> Site:
+        return self.current
+
+    def compute(self, period: Period, now: float, label: str = "") -> dict[str, Any]:
+        site = self.site()
+        with self._lock:
+            facts = data.load(self.db, site, period)
+        results = engine.evaluate(site.commitments, facts, period, now, site.tz)
+        notice.explain(results)
+        return {"period": {"label": label, "start": period.start, "end": period.end}, "computed_at": now,
+                "results": results}
+
+    def month(self, month: str, now: float, with_previous: bool = True) -> dict[str, Any]:
+        """A month's report: frozen if it is over, live (with forecasts) if it is running."""
+        site = self.site()
+        if not is_month(month):
+            raise ValueError(f"{month!r} is not a month (2026-11)")
+        period = parse_period(month, site.tz)
+        report = {"month": month, **self.compute(period, now, month)}
+        if period.end <= now:
+            frozen = self._frozen(month)
+            if frozen is None:
+                self._freeze(month, report, now)
+                report["frozen_at"] = now
+            else:
+                fresh = {r["id"]: r for r in report["results"]}
+                frozen["differs"] = [r["id"] for r in frozen["results"]
+                                     if any(fresh.get(r["id"], {}).get(k) != r.get(k) for k in _COMPARED)]
+                report = frozen
+        if with_previous:  # last month as published: its frozen figures, computed only if never frozen
+            before = previous_month(month)
+            report["previous"] = (self._frozen(before) or self.month(before, now, with_previous=False))["results"]
+        return report
+
+    def freeze_due(self, now: float) -> str | None:
+        """Freeze the month just ended if nobody asked for it yet (called from the gateway's tick)."""
+        site = self.site()
+        last = previous_month(month_of(now, site.tz))
+        if self._frozen(last) is not None:
+            return None
+        self.month(last, now, with_previous=False)
+        _LOGGER.info("commitment figures of %s frozen", last)
+        return last
+
+    def _frozen(self, month: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self.db.execute("SELECT frozen_at, report FROM commitment_months WHERE month = ?",
+                                  (month,)).fetchone()
+        if row is None:
+            return None
+        return {**json.loads(row[1]), "frozen_at": row[0]}
+
+    def _freeze(self, month: str, report: dict[str, Any], now: float) -> None:
+        with self._lock:
+            self.db.execute("INSERT OR IGNORE INTO commitment_months (month, frozen_at, report) VALUES (?, ?, ?)",
+                            (month, now, json.dumps(report, ensure_ascii=False)))
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
