@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -80,6 +81,15 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
     async def _error(_r: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": {"code": exc.status_code, "message": exc.detail, "field": None}},
                             status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
+        """A bad request names the field and what is wrong with it, in the same shape as every error."""
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or None
+        message = f"{field}: {first.get('msg', 'invalid request')}" if field else first.get("msg", "invalid request")
+        return JSONResponse({"error": {"code": 422, "message": message, "field": field}}, status_code=422)
 
     @app.get("/api/v1/health", response_model=Health, tags=["health"])
     def health() -> Health:

@@ -39,10 +39,14 @@ def _result(c: Commitment, ratio: Ratio, evidence: Sequence[Any], detail: dict[s
 def _intact(c: Commitment, data: SiteData, index: intact.LedgerIndex, period: Period, now: float,
             tz: ZoneInfo) -> dict[str, Any]:
     assets = _assets(data, c.scope)
-    rate = intact.period_rate(assets, index, period)
     snap = intact.snapshot(assets, index, min(now, period.end) - 1e-6)
-    low = intact.lowest_daily(assets, index, period, tz)
-    worst = intact.ranking(assets, index, period, 10)
+    if now > period.start:  # what happened so far: the time after ``now`` of a running period is not counted
+        seen = Period(period.start, min(now, period.end))
+        rate = intact.period_rate(assets, index, seen)
+        low = intact.lowest_daily(assets, index, seen, tz)
+        worst = intact.ranking(assets, index, seen, 10)
+    else:  # a period still to come: no figure yet
+        rate, low, worst = intact.PeriodRate(period, 0.0, 0.0, 0.0, Ratio(0, 0), Ratio(0, 0)), None, []
     detail: dict[str, Any] = {
         "assets": len(assets), "known_only": _ratio(rate.known),
         "seconds": {"intact": rate.intact_s, "faulty": rate.faulty_s, "unknown": rate.unknown_s},
