@@ -304,6 +304,18 @@ def format_validation_errors(
     return lines
 
 
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file's contents, or ConfigError with the one line a person needs (``what``: "site file")."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such {what}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+
+
 def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read the file (if any), apply environment overrides, validate; raise ConfigError listing all problems."""
     environ = os.environ if environ is None else environ
@@ -312,13 +324,9 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     source = str(path) if path else "defaults"
     if path is not None:
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            problems.append(f"{path}: no such configuration file")
-        except tomllib.TOMLDecodeError as exc:
-            problems.append(f"{path}: not valid TOML: {exc}")
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(f"{path}: cannot read: {exc}")
+            data = read_toml(path, "configuration file")
+        except ConfigError as exc:
+            problems += exc.problems
     env_tree, origin, env_problems = _env_overrides(environ)
     problems += env_problems
     merged = _merge(data, env_tree)

@@ -5,7 +5,6 @@ Validated like the configuration: every problem listed at once, one line each.
 
 from __future__ import annotations
 
-import tomllib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.commitments.catalogue import Commitment, load_catalogue
-from gateway.config import SEGMENT, ConfigError, format_validation_errors, without_invalid
-from gateway.sensors import CATEGORIES, KINDS
+from gateway.config import SEGMENT, ConfigError, format_validation_errors, read_toml, without_invalid
+from gateway.sensors import KINDS, check_asset_kind, check_category
 from gateway.sensors.checkpoint import normalize_tag
 from gateway.sensors.sun import parse_schedule
 from gateway.sla import PRIORITIES, SlaRule, SlaRuleSettings, callback_table, sla_table
@@ -75,16 +74,12 @@ class AssetModel(_Model):
     @field_validator("category")
     @classmethod
     def _check_category(cls, v: str) -> str:
-        if v not in CATEGORIES:
-            raise ValueError(f"unknown category (known: {', '.join(CATEGORIES)})")
-        return v
+        return check_category(v)
 
     @field_validator("kind")
     @classmethod
     def _check_kind(cls, v: str | None) -> str | None:
-        if v is not None and (v not in KINDS or KINDS[v].category is None):
-            raise ValueError(f"unknown sensor kind (known: {', '.join(k for k in KINDS if KINDS[k].category)})")
-        return v
+        return check_asset_kind(v)
 
 
 class CheckpointModel(_Model):
@@ -229,14 +224,7 @@ def load_site(path: Path | None) -> Site:
     if path is None:
         return Site.empty()
     source = str(path)
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError([f"{source}: no such site file"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{source}: not valid TOML: {exc}"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{source}: cannot read: {exc}"]) from None
+    data = read_toml(path, "site file")
     try:
         model = SiteModel.model_validate(data)
     except ValidationError as exc:

@@ -5,15 +5,14 @@ COMMITMENTS.md ship as ``catalogue.toml``; a site may load its own.
 
 from __future__ import annotations
 
-import tomllib
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.config import SEGMENT, ConfigError, format_validation_errors
-from gateway.sensors import CATEGORIES, KINDS
+from gateway.config import SEGMENT, ConfigError, format_validation_errors, read_toml
+from gateway.sensors import check_asset_kind, check_category
 
 DEFAULT = Path(__file__).with_name("catalogue.toml")
 KIND = Literal["intact_rate", "repair_timeliness", "first_time_fix", "rework_rate", "callback_rate",
@@ -39,16 +38,12 @@ class Scope(_Model):
     @field_validator("category")
     @classmethod
     def _check_category(cls, v: str | None) -> str | None:
-        if v is not None and v not in CATEGORIES:
-            raise ValueError(f"unknown category (known: {', '.join(CATEGORIES)})")
-        return v
+        return v if v is None else check_category(v)
 
     @field_validator("kind")
     @classmethod
     def _check_kind(cls, v: str | None) -> str | None:
-        if v is not None and (v not in KINDS or KINDS[v].category is None):
-            raise ValueError(f"unknown asset kind (known: {', '.join(k for k in KINDS if KINDS[k].category)})")
-        return v
+        return check_asset_kind(v)
 
     def matches(self, category: str | None, kind: str | None = None, building: str = "", zone: str = "",
                 asset: str | None = None) -> bool:
@@ -102,14 +97,7 @@ def load_catalogue(path: Path | None = None, asset_ids: set[str] | None = None) 
     """Read and validate a catalogue (the shipped defaults without ``path``); every problem at once."""
     path = path or DEFAULT
     source = str(path)
-    try:
-        data: dict[str, Any] = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError([f"{source}: no such commitment catalogue"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{source}: not valid TOML: {exc}"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{source}: cannot read: {exc}"]) from None
+    data = read_toml(path, "commitment catalogue")
     problems: list[str] = []
     try:
         model = CatalogueModel.model_validate(data)

@@ -26,4 +26,20 @@ CATEGORIES: dict[str, str] = {
     "drainage": "化粪池、雨水井、污水井",
 }
 
-__all__ = ["CATEGORIES", "KINDS", "SensorKind"]
+
+
+def check_category(v: str) -> str:
+    """A validator's check: a category an intact-rate commitment counts."""
+    if v not in CATEGORIES:
+        raise ValueError(f"unknown category (known: {', '.join(CATEGORIES)})")
+    return v
+
+
+def check_asset_kind(v: str | None) -> str | None:
+    """A validator's check: a kind of device that reports for an asset (checkpoints do not)."""
+    if v is not None and (v not in KINDS or KINDS[v].category is None):
+        raise ValueError(f"unknown sensor kind (known: {', '.join(k for k in KINDS if KINDS[k].category)})")
+    return v
+
+
+__all__ = ["CATEGORIES", "KINDS", "SensorKind", "check_asset_kind", "check_category"]
