@@ -113,6 +113,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except InfluxStalled as exc:
         sys.stderr.write(f"replay stopped: {exc}\n")
         return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("replay interrupted: its data folder holds only part of the stream\n")
+        return 130
     sys.stdout.write(summary.text(site.tz))
     return 1 if summary.left_in_outbox else 0
 

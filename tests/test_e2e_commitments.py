@@ -63,6 +63,12 @@ def get_json(g: GatewayProcess, path: str) -> Any:
     return json.loads(body)
 
 
+def readings(g: GatewayProcess, device: str) -> int:
+    """How many readings the gateway has from ``device``; 0 until it has seen the device (a 404)."""
+    status, _, body = fetch(g, f"/api/v1/devices/{device}")
+    return json.loads(body)["readings"] if status == 200 else 0
+
+
 def by_id(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["id"]: r for r in report["results"]}
 
@@ -86,7 +92,7 @@ def test_commitments_over_http_and_from_the_command_line(gateway_factory: Callab
         for _ in range(2):
             publisher.send(f"fm/t/{kinds[asset]}/{devices[asset]}/reading", {"ts": time.time(), **payload})
     for device in devices.values():
-        wait_for(lambda d=device: get_json(g, f"/api/v1/devices/{d}").get("readings") == 2,
+        wait_for(lambda d=device: readings(g, d) == 2,
                  what=f"2 readings of {device} processed")
 
     # -- the running month: every indicator, intact rates with their forecast
