@@ -3,6 +3,7 @@ CSV or a printable public notice (included by :func:`gateway.api.create_app`).""
 
 
 import time
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
@@ -17,14 +18,19 @@ def commitment_routes(sv: Any, auth: Any) -> APIRouter:
 
     @r.get("/commitments")
     def figures(period: Annotated[str | None, Query(examples=["2026-11", "2026-Q4", "2026", "2026-11-21",
-                                                              "2026-11-01..2026-11-15"])] = None
+                                                              "2026-11-01..2026-11-15"])] = None,
+                at: Annotated[datetime | None, Query(description="snapshot instant (ISO 8601; site local time "
+                                                                "when it has no offset)")] = None
                 ) -> dict[str, Any]:
         """Every indicator for a period in site local time (default: the running month): value, target,
         met, numerator and denominator, evidence; intact rates with snapshot, known-only, lowest day,
         ranking and, for the running month, the forecast. A month that is over comes frozen."""
         now = time.time()
         label = period or month_of(now, sv.site.tz)
+        instant = None if at is None else (at if at.tzinfo else at.replace(tzinfo=sv.site.tz)).timestamp()
         try:
+            if instant is not None:
+                return sv.commitments.compute(parse_period(label, sv.site.tz), now, label, instant)
             if is_month(label):
                 return sv.commitments.month(label, now)
             return sv.commitments.compute(parse_period(label, sv.site.tz), now, label)

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from gateway.commitments.model import Period
+from gateway.commitments.monthly import Commitments
 from gateway.config import load_settings
 from gateway.devservers import Influxd, free_port
 from gateway.replay import InfluxStalled, ReplayError, ReplaySummary, default_data_dir, replay
@@ -167,6 +169,20 @@ def test_month_figures_from_the_replayed_folder(truth: dict[str, Any], replayed:
     want = {c: f["strict_intact_rate"] for c, f in truth["figures"].items()}
     assert got == pytest.approx(want, abs=1e-12)
     assert all(0.8 < v < 1.0 for v in got.values())  # every category had some failure
+
+
+def test_the_commitment_engine_on_the_replayed_folder_agrees_with_the_truth(month: Paths, truth: dict[str, Any],
+                                                                            replayed: ReplaySummary) -> None:
+    """The intact-rate commitments as a manager would see them, computed by the real engine."""
+    period = Period(truth["period"]["from"], truth["period"]["to"])
+    commitments = Commitments(Path(replayed.data_dir) / "gateway.db", load_site(month.site_file))
+    try:
+        report = commitments.compute(period, period.end + 1, "replayed")
+    finally:
+        commitments.close()
+    got = {r["id"]: r["value"] for r in report["results"] if r["kind"] == "intact_rate"}
+    want = {f"{c}_intact": f["strict_intact_rate"] for c, f in truth["figures"].items()}
+    assert got == pytest.approx(want, abs=1e-12)
 
 
 def test_same_stream_twice_gives_identical_ledgers(month: Paths, replayed: ReplaySummary, tmp_path: Path) -> None:

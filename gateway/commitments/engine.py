@@ -37,9 +37,9 @@ def _result(c: Commitment, ratio: Ratio, evidence: Sequence[Any], detail: dict[s
 
 
 def _intact(c: Commitment, data: SiteData, index: intact.LedgerIndex, period: Period, now: float,
-            tz: ZoneInfo) -> dict[str, Any]:
+            tz: ZoneInfo, at: float | None) -> dict[str, Any]:
     assets = _assets(data, c.scope)
-    snap = intact.snapshot(assets, index, min(now, period.end) - 1e-6)
+    snap = intact.snapshot(assets, index, at if at is not None else min(now, period.end) - 1e-6)
     if now > period.start:  # what happened so far: the time after ``now`` of a running period is not counted
         seen = Period(period.start, min(now, period.end))
         rate = intact.period_rate(assets, index, seen)
@@ -64,12 +64,13 @@ def _intact(c: Commitment, data: SiteData, index: intact.LedgerIndex, period: Pe
 
 
 def evaluate(catalogue: Sequence[Commitment], data: SiteData, period: Period, now: float,
-             tz: ZoneInfo) -> list[dict[str, Any]]:
+             tz: ZoneInfo, at: float | None = None) -> list[dict[str, Any]]:
+    """``at``: the instant of the intact rates' snapshot (default: now, or the period's last moment)."""
     index = data.ledger if isinstance(data.ledger, intact.LedgerIndex) else intact.LedgerIndex(data.ledger)
     out = []
     for c in catalogue:
         if c.kind == "intact_rate":
-            out.append(_intact(c, data, index, period, now, tz))
+            out.append(_intact(c, data, index, period, now, tz, at))
             continue
         tickets = _tickets(data, c.scope)
         if c.kind == "repair_timeliness":

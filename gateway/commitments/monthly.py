@@ -38,11 +38,14 @@ class Commitments:
     def site(self) -> Site:
         return self.current
 
-    def compute(self, period: Period, now: float, label: str = "") -> dict[str, Any]:
+    def compute(self, period: Period, now: float, label: str = "", at: float | None = None) -> dict[str, Any]:
+        """Every indicator over ``period``; ``at`` moves the intact rates' snapshot to that instant."""
+        if at is not None and not (period.start <= at < period.end and at <= now):
+            raise ValueError("the snapshot instant must lie inside the period and not in the future")
         site = self.site()
         with self._lock:
             facts = data.load(self.db, site, period)
-        results = engine.evaluate(site.commitments, facts, period, now, site.tz)
+        results = engine.evaluate(site.commitments, facts, period, now, site.tz, at)
         notice.explain(results)
         return {"period": {"label": label, "start": period.start, "end": period.end}, "computed_at": now,
                 "results": results}

@@ -382,3 +382,13 @@ def test_the_html_notice(world):
     en = notice.to_html(report, "Riverside <Court> & Co", SH, lang="en")
     assert "Service commitments" in en and "Riverside &lt;Court&gt; &amp; Co" in en
     assert "Street and corridor lights intact" in en and "not met" in en and "http" not in en
+
+
+def test_the_snapshot_at_any_instant_of_the_period(world):
+    """On 10 October L1 was dark all day; at noon on the 20th L2's device was lost; a day later both lit."""
+    october = parse_period("2026-10", SH)
+    snap = {at: by_id(world.commitments.compute(october, NOW, "2026-10", at))["lighting_intact"]["detail"]["snapshot"]
+            for at in (t(10, 10, 12), t(10, 20, 6), t(10, 21, 12))}
+    assert [(s["intact"], s["faulty"], s["unknown"]) for s in snap.values()] == [(1, 1, 0), (1, 0, 1), (2, 0, 0)]
+    with pytest.raises(ValueError, match="inside the period"):
+        world.commitments.compute(october, NOW, "2026-10", t(11, 2))
