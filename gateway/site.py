@@ -15,6 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gateway.commitments.catalogue import Commitment, load_catalogue
 from gateway.config import SEGMENT, ConfigError, format_validation_errors, read_toml, without_invalid
+from gateway.inspections.model import (
+    DEFAULT_SCHEDULES,
+    GuardModel,
+    PatrolSettings,
+    ReaderModel,
+    RouteModel,
+    ScheduleModel,
+)
 from gateway.sensors import KINDS, check_asset_kind, check_category
 from gateway.sensors.checkpoint import normalize_tag
 from gateway.sensors.sun import parse_schedule
@@ -89,6 +97,8 @@ class CheckpointModel(_Model):
     name: str = ""
     tag: str
     asset: str | None = None
+    x_m: float | None = None  # position on the site plan, metres: the walking-time plausibility check
+    y_m: float | None = None
 
     @field_validator("tag")
     @classmethod
@@ -126,6 +136,11 @@ class SiteModel(_Model):
     callbacks_h: dict[str, float] = {}
     tickets: TicketPolicy = TicketPolicy()
     commitments_file: Path | None = None  # the site's own catalogue; relative to the site file
+    guards: list[GuardModel] = []
+    readers: list[ReaderModel] = []
+    routes: list[RouteModel] = []
+    schedules: list[ScheduleModel] = []
+    patrol: PatrolSettings = PatrolSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +165,11 @@ class Site:
     callbacks: dict[str, float]
     tickets: TicketPolicy
     commitments: tuple[Commitment, ...]
+    guards: tuple[GuardModel, ...]
+    readers: tuple[ReaderModel, ...]
+    routes: tuple[RouteModel, ...]
+    schedules: tuple[ScheduleModel, ...]
+    patrol: PatrolSettings
 
     @property
     def tz(self) -> ZoneInfo:
@@ -165,7 +185,17 @@ class Site:
         tags = {c.tag: c.id for c in m.checkpoints}
         return cls(m.site, tuple(m.assets), tuple(m.checkpoints), bindings, tags, m.faults, sla_table(m.sla),
                    callback_table(m.callbacks_h), m.tickets,
-                   load_catalogue() if commitments is None else commitments)
+                   load_catalogue() if commitments is None else commitments, tuple(m.guards), tuple(m.readers),
+                   *_patrols(m), m.patrol)
+
+
+def _patrols(m: SiteModel) -> tuple[tuple[RouteModel, ...], tuple[ScheduleModel, ...]]:
+    """The site's routes and schedules; with checkpoints but no schedules, the defaults over all places."""
+    if m.schedules or not m.checkpoints:
+        return tuple(m.routes), tuple(m.schedules)
+    places = tuple(c.id for c in m.checkpoints if c.asset is None) or tuple(c.id for c in m.checkpoints)
+    every = RouteModel(id="all", name="全部巡更点", checkpoints=places, ordered=False)
+    return (*m.routes, every), DEFAULT_SCHEDULES
 
 
 def _cross_checks(m: SiteModel, source: str, raw: dict[str, Any] | None = None) -> list[str]:
@@ -211,6 +241,24 @@ def _cross_checks(m: SiteModel, source: str, raw: dict[str, Any] | None = None) 
         for key in keys:
             if key not in PRIORITIES:
                 problems.append(f"{source}: {section}.{key}: unknown priority (known: {', '.join(PRIORITIES)})")
+    checkpoint_ids = {c.id for c in m.checkpoints}
+    for what, ids in (("guard id", [g.id for g in m.guards]), ("guard badge", [g.badge for g in m.guards if g.badge]),
+                      ("reader id", [r.id for r in m.readers]), ("route id", [r.id for r in m.routes])):
+        for value, n in Counter(ids).items():
+            if n > 1:
+                problems.append(f"{source}: {what} {value!r} appears {n} times (must be unique)")
+    guard_ids = {g.id for g in m.guards}
+    for i, r in enumerate(m.readers):
+        if r.guard and r.guard not in guard_ids:
+            problems.append(f"{source}: readers.{i}.guard: no guard {r.guard!r} in this file")
+    for i, route in enumerate(m.routes):
+        for cp in route.checkpoints:
+            if cp not in checkpoint_ids:
+                problems.append(f"{source}: routes.{i}.checkpoints: no checkpoint {cp!r} in this file ({route.id})")
+    route_ids = {r.id for r in m.routes}
+    for i, sch in enumerate(m.schedules):
+        if sch.route not in route_ids:
+            problems.append(f"{source}: schedules.{i}.route: no route {sch.route!r} in this file")
     asset_ids = {a.id for a in m.assets}
     for i, c in enumerate(m.checkpoints):
         if c.asset and c.asset not in asset_ids:
