@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.webhooks import WebhookSettings
 
@@ -197,6 +197,69 @@ class KindSettings(_Section):
     debounce_s: float | None = Field(None, ge=0)
 
 
+SERIAL_MODES = ("nfc-lines", "json-lines")
+
+
+class SerialPortSettings(_Section):
+    """One serial port (CONTRACT.md "Serial"): a reader printing tag UIDs, or a concentrator printing JSON lines.
+
+    ``port`` is a device path, best a stable name that survives re-plugging
+    (``/dev/serial/by-id/usb-...``), or a pyserial URL (``rfc2217://host:port``, ``socket://``).
+    It need not exist at start-up: a missing port is opened once it appears.
+    """
+
+    port: str
+    mode: Literal["nfc-lines", "json-lines"]
+    baudrate: int = Field(9600, gt=0, le=4_000_000)
+    bytesize: Literal[5, 6, 7, 8] = 8
+    parity: Literal["N", "E", "O", "M", "S"] = "N"
+    stopbits: Literal[1, 1.5, 2] = 1
+    #: The reader id of an nfc-lines port: its taps are from this reader (a segment, like in a tap topic).
+    reader: str | None = None
+    #: A longer line is refused (dead-lettered ``too_large``) and skipped up to its line end.
+    max_line: int = Field(4096, ge=16, le=1 << 20)
+    #: Seconds without a byte after which a line still missing its end is refused as partial
+    #: (a reader cut off mid-line), so that it cannot swallow the next line.
+    timeout: float = Field(1.0, gt=0, le=60)
+
+    @field_validator("port")
+    @classmethod
+    def _check_port(cls, v: str) -> str:
+        if not v.strip() or "\n" in v or "\x00" in v:
+            raise ValueError("must be a device path (e.g. /dev/serial/by-id/usb-...) or a pyserial URL")
+        return v
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _check_mode(cls, v: object) -> object:
+        if v == "modbus-rtu":
+            raise ValueError("modbus-rtu comes with issue 7 (supported now: nfc-lines, json-lines)")
+        if v not in SERIAL_MODES:
+            raise ValueError(f"must be one of {', '.join(SERIAL_MODES)}")
+        return v
+
+    @field_validator("parity", mode="before")
+    @classmethod
+    def _check_parity(cls, v: object) -> object:
+        return v.upper()[:1] if isinstance(v, str) and v.lower() in ("n", "e", "o", "m", "s", "none", "even",
+                                                                      "odd", "mark", "space") else v
+
+    @field_validator("reader")
+    @classmethod
+    def _check_reader(cls, v: str | None) -> str | None:
+        if v is not None and not SEGMENT.fullmatch(v):
+            raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . - (it is the reader's id)")
+        return v
+
+    @model_validator(mode="after")
+    def _check_reader_for_mode(self) -> SerialPortSettings:
+        if self.mode == "nfc-lines" and self.reader is None:
+            raise ValueError(f"port {self.port}: reader is required for mode nfc-lines (the id its taps are from)")
+        if self.mode == "json-lines" and self.reader is not None:
+            raise ValueError(f"port {self.port}: reader is only for mode nfc-lines (json-lines name their device)")
+        return self
+
+
 class Settings(_Section):
     site: str = "site"
     gateway_id: str = "gw1"
@@ -211,6 +274,8 @@ class Settings(_Section):
     kinds: dict[str, KindSettings] = {}
     #: Where ticket and asset events are sent: group bots (WeCom, DingTalk, Feishu) or plain JSON.
     webhooks: list[WebhookSettings] = []
+    #: Serial ports ([[serial]] tables): NFC readers and concentrators on RS-485, UART or USB.
+    serial: list[SerialPortSettings] = []
 
     @field_validator("webhooks")
     @classmethod
@@ -241,7 +306,7 @@ class Settings(_Section):
 
 
 _TOP_LEVEL = {name for name, f in Settings.model_fields.items() if not isinstance(f.default, BaseModel)} - {
-    "kinds", "webhooks"
+    "kinds", "webhooks", "serial"
 }
 _SECTIONS = {name for name, f in Settings.model_fields.items() if isinstance(f.default, BaseModel)}
 
@@ -391,4 +456,7 @@ def _cross_checks(s: Settings) -> list[str]:
         problems.append("mqtt.cert_file / mqtt.key_file: give both for a client certificate, or neither")
     if (s.api.tls_cert_file is None) != (s.api.tls_key_file is None):
         problems.append("api.tls_cert_file / api.tls_key_file: give both to serve HTTPS, or neither")
+    ports = [p.port for p in s.serial]
+    for port in sorted({p for p in ports if ports.count(p) > 1}):
+        problems.append(f"serial: port {port} is configured {ports.count(port)} times (one [[serial]] per port)")
     return problems

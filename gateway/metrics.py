@@ -25,6 +25,8 @@ class Metrics:
         self.write_count = 0
         self.write_sum = 0.0
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        #: Labelled families read when rendered: name -> (type, help, () -> [('{label="v"}', value)]).
+        self.families: dict[str, tuple[str, str, Callable[[], list[tuple[str, float]]]]] = {}
 
     def observe_write(self, seconds: float) -> None:
         self.write_count += 1
@@ -35,6 +37,10 @@ class Metrics:
 
     def gauge(self, name: str, help_text: str, fn: Callable[[], float]) -> None:
         self.gauges[name] = (help_text, fn)
+
+    def series(self, name: str, kind: str, help_text: str, fn: Callable[[], list[tuple[str, float]]]) -> None:
+        """A family of labelled series (one per serial port, say); ``fn`` gives (labels, value) pairs."""
+        self.families[name] = (kind, help_text, fn)
 
     def render(self) -> str:
         out: list[str] = []
@@ -71,4 +77,8 @@ class Metrics:
             family(name, "gauge", help_text)
             value = fn()
             out.append(f"{name} {int(value) if float(value).is_integer() else value}")
+        for name, (kind, help_text, fn) in sorted(self.families.items()):
+            family(name, kind, help_text)
+            for labels, value in fn():
+                out.append(f"{name}{labels} {int(value) if float(value).is_integer() else value}")
         return "\n".join(out) + "\n"

@@ -220,6 +220,17 @@ class Monitor:
                     lines += self._record(w, t.at, state, "device_online" if t.online else f"device_{t.reason}")
         return lines
 
+    def set_state(self, asset: str, at: float, state: str, faults: Sequence[str], cause: str
+                  ) -> list[tuple[float, str]]:
+        """A state decided by a person's inspection (an asset without a sensor), not by a reading."""
+        w = self.watch.get(asset)
+        if w is None:
+            return []
+        w.track = rules.Track(active=frozenset(faults))
+        w.monitored = state != rules.UNKNOWN
+        with self.store.transaction():
+            return self._record(w, at, state, cause)
+
     # -- the ledger -----------------------------------------------------------------------------
     def _record(self, w: AssetWatch, at: float, state: str, cause: str, r: Reading | None = None
                 ) -> list[tuple[float, str]]:

@@ -12,6 +12,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from gateway.outbox import Outbox
 from gateway.sensors import KINDS
 from gateway.sensors.base import Debounce
 from gateway.sensors.mqtt import Inbound, MqttTransport
+from gateway.sensors.serial import SerialReader, register_metrics
 from gateway.site import Site, load_site
 from gateway.tickets import TicketStore
 from gateway.webhooks import WebhookDispatcher
@@ -53,6 +55,7 @@ class Services:
     commitments: Commitments
     api_token: str
     reload_site: Callable[[], list[str]] | None = None  # set by the Gateway: re-read the site file
+    serial: list[SerialReader] = field(default_factory=list)  # set by the Gateway: one reader per port
     started_at: float = field(default_factory=time.time)
     failed: threading.Event = field(default_factory=threading.Event)
 
@@ -145,7 +148,11 @@ class Supervised(threading.Thread):
 
 
 class IngestLoop:
-    """Polls the transport, puts each batch through the ingestor, acknowledges it once durable."""
+    """Polls the transport, puts each batch through the ingestor, acknowledges it once durable.
+
+    Other transports (serial ports) hand their batches to :meth:`submit` from their own threads;
+    the loop handles them between polls, like MQTT batches but with nothing to acknowledge.
+    """
 
     def __init__(self, services: Services) -> None:
         self.sv = services
@@ -155,23 +162,43 @@ class IngestLoop:
         self.topics: dict[str, object] = {}
         self.relay = EventRelay(services.tickets, services.transport, services.webhooks.notify)
         self.new_site: Site | None = None  # a reloaded site file, waiting for the ingest thread
+        self.submitted: deque[list[Message]] = deque()
+
+    def submit(self, messages: list[Message]) -> None:
+        """Any thread: a batch for the ingest thread, which wakes for it."""
+        if messages:
+            self.submitted.append(messages)
+            self.sv.transport.wake()
+
+    def drain(self) -> None:
+        """Handle what other threads submitted, in one batch."""
+        batch: list[Message] = []
+        while self.submitted:  # only this thread takes from the queue
+            batch += self.submitted.popleft()
+        if batch:
+            self.sv.ingestor.handle(batch)
+            self.devices(self.sv.ingestor.take_transitions())
+            self.relay.pump()
 
     def run(self) -> None:
         transport, ingestor = self.sv.transport, self.sv.ingestor
         prefix, site, topics = self.prefix, self.site, self.topics
         next_tick = time.monotonic() + TICK_S
         while not self.stop_evt.is_set():
+            self.drain()
             batch = transport.poll(max(0.0, next_tick - time.monotonic()))
             if batch:
                 ingestor.handle([m for m in (to_message(i, prefix, site, topics) for i in batch) if m is not None])
                 transport.ack(batch)
                 self.devices(ingestor.take_transitions())
                 self.relay.pump()
+            self.drain()
             if self.new_site is not None:
                 self.apply_site()
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK_S
                 self.tick(time.time())
+        self.drain()
         self.tick(time.time())
         self.relay.save()
 
@@ -236,12 +263,16 @@ class Gateway:
         self._freezer = Supervised("commitments", self._freeze_months, services.failed)
         services.reload_site = lambda: self.reload_site(services.settings.site_file)
         self._stop_api: Callable[[], None] | None = None
+        services.serial = [SerialReader(p, self.ingest.submit) for p in services.settings.serial]
+        register_metrics(services.metrics, services.serial)
 
     def start(self) -> None:
         self.sv.forwarder.start()
         self.sv.webhooks.start()
         self._freezer.start()
         self._ingest_thread.start()  # it connects to the broker
+        for reader in self.sv.serial:
+            reader.start(lambda name, target: Supervised(name, target, self.sv.failed))
         if self._serve_api:
             self._stop_api = self._serve_api(self.sv)
 
@@ -271,6 +302,8 @@ class Gateway:
     def stop(self, drain_s: float = 5.0) -> None:
         """Stop taking messages, make what was taken durable and acknowledged, flush to InfluxDB."""
         _LOGGER.info("stopping: finishing the current batch and flushing the outbox (up to %.0f s)", drain_s)
+        for reader in self.sv.serial:
+            reader.stop()  # before the ingest loop, which takes what they read last
         self.ingest.stop_evt.set()
         self._stopping.set()
         self.sv.transport.wake()

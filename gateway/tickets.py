@@ -101,6 +101,11 @@ class TicketStore:
         self._lock = threading.RLock()
         self._depth = 0
 
+    def create(self, schema: str) -> None:
+        """Tables of a neighbour (patrol visits) in the same database, created outside any transaction."""
+        with self._lock:
+            self.db.executescript(schema)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One commit for everything inside, however deeply nested."""

@@ -4,6 +4,7 @@ denominator, and the evidence behind a miss. Pure: data in, JSON-ready dicts out
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,9 +12,7 @@ from gateway.commitments import intact, repair
 from gateway.commitments.catalogue import Commitment, Scope
 from gateway.commitments.data import SiteData
 from gateway.commitments.model import Period, Ratio, TicketFacts
-
-NO_DATA = {"zh": "暂无巡查数据（巡更与巡检功能上线后自动计算）",
-           "en": "no patrol or inspection data yet (computed once inspections are recorded)"}
+from gateway.inspections import plans
 
 
 def _ratio(r: Ratio) -> dict[str, Any]:
@@ -87,6 +86,44 @@ def evaluate(catalogue: Sequence[Commitment], data: SiteData, period: Period, no
         elif c.kind == "satisfaction":
             r = repair.satisfaction(repair.filter_callbacks(data.callbacks, tickets), period)
             out.append(_result(c, r.ratio, r.evidence, {"counted": len(r.counted)}))
-        else:  # patrol and inspection indicators: their data arrives with the inspections issue
-            out.append({**_result(c, Ratio(0, 0), [], {}), "note_zh": NO_DATA["zh"], "note_en": NO_DATA["en"]})
+        elif c.kind == "patrol_completion":
+            out.append(_patrols(c, data))
+        else:
+            out.append(_inspections(c, data, period, tz))
     return out
+
+
+def _patrols(c: Commitment, data: SiteData) -> dict[str, Any]:
+    """Checkpoint visits made inside their window / visits scheduled (巡更完成率), per guard and route too."""
+    made = [v for v in data.visits if v.status == "on_time"]
+    by: dict[str, dict[str, list[int]]] = {"guard": {}, "route": {}}
+    for v in data.visits:
+        for key, value in (("guard", v.guard or ""), ("route", v.route)):
+            counts = by[key].setdefault(value, [0, 0])
+            counts[0] += v.status == "on_time"
+            counts[1] += 1
+    missed = sorted({v.round for v in data.visits if v.status != "on_time"})
+    detail = {f"per_{k}": {name: {"num": n, "den": d, "value": n / d} for name, (n, d) in groups.items()}
+              for k, groups in by.items()}
+    return _result(c, Ratio(len(made), len(data.visits)), missed, detail)
+
+
+def _inspections(c: Commitment, data: SiteData, period: Period, tz: ZoneInfo) -> dict[str, Any]:
+    """Assets inspected as often as their plan asks in the period (定检), or cleaned out in the half-year before
+    its end (化粪池清掏)."""
+    plan = plans.DEFAULT_PLANS["septic_cleanout" if c.kind == "septic_cleanout" else
+                               "fire" if c.scope.category == "fire" else "wells"]
+    assets = [a for a in data.assets if c.scope.matches(a.category, a.kind, a.building, a.zone, a.id)
+              and plan.applies_to(a)]
+    if c.kind == "septic_cleanout":
+        done = {i.asset for i in data.inspections if i.plan == plan.id and i.passed}
+        short = [a.id for a in assets if a.id not in done]
+        return _result(c, Ratio(len(assets) - len(short), len(assets)), short, {"plan": plan.id})
+    months = max(1, round(period.seconds / (30.44 * 86400)))
+    needed = (c.per_month or plan.times) * months
+    days: dict[str, set[date]] = {}
+    for i in data.inspections:
+        if i.plan == plan.id and period.start <= i.at < period.end:
+            days.setdefault(i.asset, set()).add(datetime.fromtimestamp(i.at, tz).date())
+    short = [a.id for a in assets if len(days.get(a.id, ())) < needed]
+    return _result(c, Ratio(len(assets) - len(short), len(assets)), short, {"plan": plan.id, "needed": needed})
