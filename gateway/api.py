@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from gateway.api_commitments import commitment_routes
+from gateway.api_inspections import inspection_routes
 from gateway.api_tickets import ticket_routes
 from gateway.sensors import KINDS
 
@@ -167,6 +168,7 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
 
     app.include_router(ticket_routes(sv, Auth))
     app.include_router(commitment_routes(sv, Auth))
+    app.include_router(inspection_routes(sv, Auth))
     return app
 
 

@@ -78,6 +78,8 @@ class Ingestor:
         self.deduper = Deduper(settings.ingest.dedupe_window_s, settings.ingest.dedupe_max_keys)
         #: Sees each batch's readings before it is committed (the monitor); returns points to add.
         self.observer: Callable[[list[tuple[str, Reading | Tap]]], list[tuple[float, str]]] | None = None
+        #: Sees each batch's taps with where they came from (the patrols); before the commit too.
+        self.on_taps: Callable[[list[tuple[str, Tap]]], None] | None = None
         self.newest: dict[str, float] = registry.newest_ts()
         self._logged: dict[tuple[str, str], float] = {}
         self.transitions: list[Transition] = []
@@ -147,6 +149,10 @@ class Ingestor:
             accepted.append((msg, item))
         if self.observer is not None and accepted:
             lines += self.observer([(m.kind, item) for m, item in accepted])  # asset states, with the readings
+        if self.on_taps is not None:
+            taps = [(m.source, item) for m, item in accepted if isinstance(item, Tap)]
+            if taps:
+                self.on_taps(taps)
         self.outbox.commit(lines, seen, [d for _, d in dead])
         for device, seq, k, at in seen:
             deduper.add(device, (seq, k), at)

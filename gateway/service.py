@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,10 @@ from gateway.config import Settings
 from gateway.devices import DeviceRegistry, Transition
 from gateway.influx import Forwarder, make_writer
 from gateway.ingest import Ingestor, Message, classify_topic
+from gateway.inspections.checkpoints import CheckpointEdits
+from gateway.inspections.field import Field
+from gateway.inspections.records import Inspections, InspectionStore
+from gateway.inspections.taps import TapLog
 from gateway.metrics import Metrics
 from gateway.monitor import Monitor
 from gateway.outbox import Outbox
@@ -56,6 +61,15 @@ class Services:
     api_token: str
     reload_site: Callable[[], list[str]] | None = None  # set by the Gateway: re-read the site file
     serial: list[SerialReader] = field(default_factory=list)  # set by the Gateway: one reader per port
+    fieldwork: Field | None = None  # patrols and inspections
+    inspections: Inspections | None = None
+    checkpoints: CheckpointEdits | None = None
+    ledger_lines: list[tuple[float, str]] = field(default_factory=list)
+    #: Set by the Gateway: run a function in the ingest thread (which owns the monitor) and wait for it;
+    #: hand it messages (a phone's taps); have it apply a changed site (checkpoints edited).
+    call: Callable[[Callable[[], object]], object] | None = None
+    ingest_submit: Callable[[list[Message]], None] | None = None
+    apply_site: Callable[[Site], None] | None = None
     started_at: float = field(default_factory=time.time)
     failed: threading.Event = field(default_factory=threading.Event)
 
@@ -89,6 +103,8 @@ def debounces(settings: Settings) -> dict[str, Debounce]:
 
 def build(settings: Settings, site: Site) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    edits = CheckpointEdits(settings.data_dir / "gateway.db")
+    site = edits.apply(site)  # checkpoints edited through the API, over the site file's
     metrics = Metrics()
     outbox = Outbox(settings.data_dir / "outbox.db", int(settings.outbox.max_mb * 1e6), settings.outbox.synchronous,
                     settings.ingest.dead_letter_keep)
@@ -109,8 +125,23 @@ def build(settings: Settings, site: Site) -> Services:
     metrics.gauge("gateway_outbox_dropped_total", "Readings dropped past the outbox bound.", lambda: outbox.dropped)
     metrics.gauge("gateway_mqtt_connected", "1 while connected to the broker.", lambda: float(transport.connected))
     commitments = Commitments(settings.data_dir / "gateway.db", site)
+    db = settings.data_dir / "gateway.db"
+    ledger_lines: list[tuple[float, str]] = []  # asset states decided outside a reading batch, for the outbox
+    inspections = Inspections(InspectionStore(db, settings.data_dir / "photos"), tickets, site.assets, site.tz,
+                              site.plans, lambda *state: ledger_lines.extend(monitor.set_state(*state)))
+    inspections.resume()
+    field_ = Field(site, tickets, TapLog(db), inspections, time.time())
+    ingestor.on_taps = lambda taps: [field_.on_tap(t, source, _api_user(source)) for source, t in taps]
+    outbox.commit(ledger_lines, [], [])
+    ledger_lines.clear()
     return Services(settings, site, outbox, registry, metrics, ingestor, transport, forwarder, tickets, monitor,
-                    webhooks, commitments, api_token(settings))
+                    webhooks, commitments, api_token(settings), fieldwork=field_, inspections=inspections,
+                    checkpoints=edits, ledger_lines=ledger_lines)
+
+
+def _api_user(source: str) -> str | None:
+    """A tap posted through the API by a logged-in person (source ``api:<user>``) is theirs."""
+    return source[4:] if source.startswith("api:") else None
 
 
 def to_message(m: Inbound, prefix: str, site: str, cache: dict[str, object] | None = None) -> Message | None:
@@ -163,6 +194,31 @@ class IngestLoop:
         self.relay = EventRelay(services.tickets, services.transport, services.webhooks.notify)
         self.new_site: Site | None = None  # a reloaded site file, waiting for the ingest thread
         self.submitted: deque[list[Message]] = deque()
+        self.calls: deque[tuple[Callable[[], object], Future[object]]] = deque()
+
+    def call(self, fn: Callable[[], object], timeout: float = 10.0) -> object:
+        """Any thread: run ``fn`` in the ingest thread, between batches, and return what it returned."""
+        future: Future[object] = Future()
+        self.calls.append((fn, future))
+        self.sv.transport.wake()
+        return future.result(timeout)
+
+    def run_calls(self) -> None:
+        while self.calls:
+            fn, future = self.calls.popleft()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except (ValueError, LookupError, OSError) as exc:  # refused requests go back to the caller
+                    future.set_exception(exc)
+        self.flush_ledger()
+
+    def flush_ledger(self) -> None:
+        """Asset states decided outside a reading batch (an inspection), to InfluxDB like the others."""
+        if self.sv.ledger_lines:
+            lines, self.sv.ledger_lines[:] = list(self.sv.ledger_lines), []
+            self.sv.outbox.commit(lines, [], [])
+            self.relay.pump()
 
     def submit(self, messages: list[Message]) -> None:
         """Any thread: a batch for the ingest thread, which wakes for it."""
@@ -193,6 +249,7 @@ class IngestLoop:
                 self.devices(ingestor.take_transitions())
                 self.relay.pump()
             self.drain()
+            self.run_calls()
             if self.new_site is not None:
                 self.apply_site()
             if time.monotonic() >= next_tick:
@@ -207,14 +264,23 @@ class IngestLoop:
         if site is None:
             return
         sv = self.sv
+        if sv.checkpoints is not None:
+            site = sv.checkpoints.apply(site)
         sv.site = site
         sv.commitments.current = site
+        if sv.inspections is not None:
+            sv.inspections.set_site(site.assets, site.plans)
+        if sv.fieldwork is not None:
+            sv.fieldwork.set_site(site, time.time())
         sv.ingestor.set_site(site)
         sv.outbox.commit(sv.monitor.set_site(site, sv.registry.online(), time.time()), [], [])
 
     def tick(self, now: float) -> None:
         self.devices(self.sv.ingestor.tick(now))
         self.sv.tickets.watch(now)
+        if self.sv.fieldwork is not None:
+            self.sv.fieldwork.tick(now)
+        self.flush_ledger()
         self.relay.pump()
         self.relay.save()
 
@@ -262,6 +328,9 @@ class Gateway:
         self._stopping = threading.Event()
         self._freezer = Supervised("commitments", self._freeze_months, services.failed)
         services.reload_site = lambda: self.reload_site(services.settings.site_file)
+        services.call = self.ingest.call
+        services.ingest_submit = self.ingest.submit
+        services.apply_site = self._apply_site
         self._stop_api: Callable[[], None] | None = None
         services.serial = [SerialReader(p, self.ingest.submit) for p in services.settings.serial]
         register_metrics(services.metrics, services.serial)
@@ -275,6 +344,10 @@ class Gateway:
             reader.start(lambda name, target: Supervised(name, target, self.sv.failed))
         if self._serve_api:
             self._stop_api = self._serve_api(self.sv)
+
+    def _apply_site(self, site: Site) -> None:
+        self.ingest.new_site = site
+        self.sv.transport.wake()
 
     def _freeze_months(self) -> None:
         """Freeze last month's commitment figures once it is over (checked every 10 minutes)."""

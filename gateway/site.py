@@ -23,6 +23,7 @@ from gateway.inspections.model import (
     RouteModel,
     ScheduleModel,
 )
+from gateway.inspections.plans import Plan, load_plans, override_problems
 from gateway.sensors import KINDS, check_asset_kind, check_category
 from gateway.sensors.checkpoint import normalize_tag
 from gateway.sensors.sun import parse_schedule
@@ -141,6 +142,7 @@ class SiteModel(_Model):
     routes: list[RouteModel] = []
     schedules: list[ScheduleModel] = []
     patrol: PatrolSettings = PatrolSettings()
+    plans: dict[str, Any] = {}  # inspection plan overrides (gateway.inspections.plans)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +172,7 @@ class Site:
     routes: tuple[RouteModel, ...]
     schedules: tuple[ScheduleModel, ...]
     patrol: PatrolSettings
+    plans: dict[str, Plan]
 
     @property
     def tz(self) -> ZoneInfo:
@@ -186,7 +189,7 @@ class Site:
         return cls(m.site, tuple(m.assets), tuple(m.checkpoints), bindings, tags, m.faults, sla_table(m.sla),
                    callback_table(m.callbacks_h), m.tickets,
                    load_catalogue() if commitments is None else commitments, tuple(m.guards), tuple(m.readers),
-                   *_patrols(m), m.patrol)
+                   *_patrols(m), m.patrol, load_plans(m.plans))
 
 
 def _patrols(m: SiteModel) -> tuple[tuple[RouteModel, ...], tuple[ScheduleModel, ...]]:
@@ -241,6 +244,7 @@ def _cross_checks(m: SiteModel, source: str, raw: dict[str, Any] | None = None) 
         for key in keys:
             if key not in PRIORITIES:
                 problems.append(f"{source}: {section}.{key}: unknown priority (known: {', '.join(PRIORITIES)})")
+    problems += override_problems(m.plans, source)
     checkpoint_ids = {c.id for c in m.checkpoints}
     for what, ids in (("guard id", [g.id for g in m.guards]), ("guard badge", [g.badge for g in m.guards if g.badge]),
                       ("reader id", [r.id for r in m.readers]), ("route id", [r.id for r in m.routes])):

@@ -1,0 +1,164 @@
+"""API routes for patrols and inspections (巡更与巡检): a guard's phone posts taps, staff post
+inspection results, managers read rounds, flagged taps and unknown tags, and edit checkpoints.
+
+Taps go through the same decoding as a reader's (the ingest thread takes them); inspections are
+recorded by the ingest thread too, which owns the asset states they may set.
+"""
+
+
+import base64
+import binascii
+import json
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.ingest import Message
+from gateway.inspections.checkpoints import CheckpointError
+from gateway.inspections.records import InspectionError
+from gateway.sensors.checkpoint import normalize_tag
+from gateway.site import CheckpointModel
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TapBody(_Body):
+    """A tap from a phone (Web NFC) or typed in by hand."""
+
+    tag: str = Field(min_length=2, max_length=64, examples=["04:A2:24:B2:C1:5E:80"])
+    by: str = Field(min_length=1, max_length=64, examples=["G017"])
+    reader: str | None = Field(None, max_length=64)
+    badge: str | None = Field(None, max_length=64)
+    ts: float | None = Field(None, description="when it was tapped (epoch seconds); default: now")
+
+
+class InspectionBody(_Body):
+    asset: str = Field(examples=["FE-017"])
+    plan: str = Field(examples=["fire"])
+    by: str = Field(min_length=1, max_length=64)
+    results: dict[str, Literal["pass", "fail"]] = Field(examples=[{"pressure_green": "pass", "seal_intact": "fail"}])
+    note: str = Field("", max_length=2000)
+    photos: list[str] = Field([], description="base64 JPEG, PNG or WebP; at most 5, 2 MB each")
+    tag_at: float | None = None
+
+
+class AcceptBody(_Body):
+    by: str = Field(min_length=1, max_length=64)
+
+
+def inspection_routes(sv: Any, auth: Any) -> APIRouter:
+    r = APIRouter(prefix="/api/v1", dependencies=[auth], tags=["patrols and inspections"])
+
+    @r.post("/taps", status_code=202)
+    def post_tap(body: TapBody) -> dict[str, Any]:
+        """A tap from a phone: recorded and fed to the rounds like a reader's; says which checkpoint it is."""
+        tag = normalize_tag(body.tag)
+        if not isinstance(tag, str):
+            raise HTTPException(422, f"tag: {tag.detail}")
+        reader = body.reader or f"phone-{body.by}"
+        payload = {"tag": tag, "ts": body.ts or time.time(), **({"badge": body.badge} if body.badge else {})}
+        sv.ingest_submit([Message(f"api:{body.by}", "checkpoint", reader, "tap", json.dumps(payload).encode(),
+                                  time.time())])
+        return {"tag": tag, "checkpoint": sv.site.tags.get(tag), "reader": reader}
+
+    @r.get("/taps")
+    def taps(since: float | None = None, until: float | None = None, guard: str | None = None,
+             checkpoint: str | None = None, flagged: bool | None = None,
+             limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0
+             ) -> dict[str, Any]:
+        items, total = sv.fieldwork.taps.list(since=since, until=until, guard=guard, checkpoint=checkpoint,
+                                              flagged=flagged, limit=limit, offset=offset)
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    @r.post("/taps/{tap_id}/accept")
+    def accept(tap_id: int, body: AcceptBody) -> dict[str, Any]:
+        """A manager accepts a flagged tap (too fast, or repeated): it then counts as its visit."""
+        t = sv.call(lambda: sv.fieldwork.accept(tap_id, body.by, time.time()))
+        if t is None:
+            raise HTTPException(404, f"no flagged tap {tap_id}")
+        return t
+
+    @r.get("/tags/unknown")
+    def unknown_tags(limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                     offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+        """Tags tapped that belong to no checkpoint: add them with PUT /checkpoints/{id}."""
+        items, total = sv.fieldwork.taps.unknown_tags(limit, offset)
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    @r.get("/rounds")
+    def rounds() -> dict[str, Any]:
+        """The rounds planned and under way (today's and the next hours'), each visit with its verdict."""
+        return {"items": sv.call(lambda: sv.fieldwork.rounds(time.time()))}
+
+    @r.get("/checkpoints")
+    def checkpoints() -> dict[str, Any]:
+        return {"items": [c.model_dump() for c in sv.site.checkpoints]}
+
+    @r.put("/checkpoints/{ident}")
+    def put_checkpoint(ident: str, body: CheckpointModel, by: str) -> dict[str, Any]:
+        """Add or change a checkpoint (kept over the site file's)."""
+        if body.id != ident:
+            raise HTTPException(422, f"id: the body's id {body.id!r} is not {ident!r}")
+        try:
+            site = sv.checkpoints.put(sv.site, body, by, time.time())
+        except CheckpointError as exc:
+            raise HTTPException(409, str(exc)) from None
+        sv.fieldwork.taps.forget_unknown(body.tag)
+        sv.apply_site(site)
+        return body.model_dump()
+
+    @r.delete("/checkpoints/{ident}", status_code=204)
+    def delete_checkpoint(ident: str, by: str) -> None:
+        try:
+            site = sv.checkpoints.delete(sv.site, ident, by, time.time())
+        except CheckpointError as exc:
+            raise HTTPException(409, str(exc)) from None
+        sv.apply_site(site)
+
+    @r.get("/plans")
+    def plans() -> dict[str, Any]:
+        """Inspection plans (定检) with their checklists."""
+        return {"items": [{"id": p.id, "zh": p.zh, "en": p.en, "category": p.category, "every": p.every,
+                           "times": p.times, "checklist": [{"id": i.id, "zh": i.zh, "en": i.en, "kinds": i.kinds}
+                                                           for i in p.checklist]}
+                          for p in sv.inspections.plans.values()]}
+
+    @r.get("/inspections/due")
+    def due(asset: str | None = None) -> dict[str, Any]:
+        """Each asset's inspections this period: done, needed, next deadline, overdue."""
+        return {"items": sv.inspections.due_states(time.time(), asset)}
+
+    @r.get("/inspections")
+    def inspections(asset: str | None = None, plan: str | None = None,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                    offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+        items, total = sv.inspections.store.list(asset=asset, plan=plan, limit=limit, offset=offset)
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    @r.post("/inspections", status_code=201)
+    def post_inspection(body: InspectionBody) -> dict[str, Any]:
+        """Record a checklist result: a failed item opens a ticket like a failed reading."""
+        try:
+            photos = [base64.b64decode(p, validate=True) for p in body.photos]
+        except (binascii.Error, ValueError):
+            raise HTTPException(422, "photos: each must be base64") from None
+        try:
+            record, effects = sv.call(lambda: sv.inspections.record(
+                body.asset, body.plan, body.by, time.time(), body.results, body.note, photos, body.tag_at))
+        except InspectionError as exc:
+            raise HTTPException(404 if exc.code == "not_found" else 422, "; ".join(exc.problems)) from None
+        return {**record, "effects": effects.as_json()}
+
+    @r.get("/inspections/{inspection_id}/photos/{name}", response_class=FileResponse)
+    def photo(inspection_id: int, name: str) -> FileResponse:
+        path = sv.inspections.store.photo_path(inspection_id, name)
+        if path is None:
+            raise HTTPException(404, "no such photo")
+        return FileResponse(path)
+
+    return r
