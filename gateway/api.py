@@ -57,6 +57,7 @@ class Health(BaseModel):
     influx: InfluxHealth
     outbox: OutboxHealth
     dead_letters: dict[str, int]
+    serial: list[dict[str, Any]] = []  # per configured port: open, lines, garbage, reopenings, last error
 
 
 def _is_loopback(host: str) -> bool:
@@ -110,6 +111,7 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
             outbox=OutboxHealth(depth=depth, bytes=size, oldest_age_s=None if oldest is None else
                                 round(time.time() - oldest, 3), dropped=sv.outbox.dropped),
             dead_letters=sv.outbox.dead_letter_counts(),
+            serial=[{"port": r.settings.port, **r.stats.as_json()} for r in sv.serial],
         )
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["health"])

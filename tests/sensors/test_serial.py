@@ -423,7 +423,10 @@ mode = "json-lines"
     assert f'gateway_serial_garbage_total{{port="{pty.path}"}} 3' in metrics
     assert f'gateway_serial_open{{port="{missing}"}} 0' in metrics
     assert 'gateway_readings_accepted_total{kind="checkpoint"} 2' in metrics
-    assert g.health()["mqtt"]["connected"]
+    health = g.health()
+    assert health["mqtt"]["connected"]
+    ports = {p["port"]: p for p in health["serial"]}
+    assert ports[str(pty.path)]["open"] is True and ports[str(missing)]["open"] is False
     assert g.stop() == 0
     log = g.log()
     assert f"serial port {missing}: cannot open" in log and f"serial port {pty.path} open" in log
