@@ -29,6 +29,7 @@ class VisitFacts:
     checkpoint: str
     status: str
     guard: str | None
+    due_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ def load(db: sqlite3.Connection, site: Site, period: Period) -> SiteData:
         "SELECT c.id, c.ticket, c.at, c.score FROM callbacks c JOIN tickets t ON t.id = c.ticket "
         "WHERE t.closed_at >= ? AND t.closed_at < ?", (period.start, period.end) * 2)]
     visits = [VisitFacts(*row) for row in _rows(cur, (
-        "SELECT round, route, checkpoint, status, guard FROM patrol_visits WHERE due_at >= ? AND due_at < ? "
+        "SELECT round, route, checkpoint, status, guard, due_at FROM patrol_visits WHERE due_at >= ? AND due_at < ? "
         "ORDER BY due_at, round, seq"), (period.start, period.end))]
     inspections = [InspectionFacts(asset, plan, at, not failed) for asset, plan, at, failed in _rows(cur, (
         "SELECT asset, plan, at, failed FROM inspections WHERE at < ? AND (at >= ? OR (plan = 'septic_cleanout' "

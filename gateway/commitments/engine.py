@@ -12,7 +12,7 @@ from gateway.commitments import intact, repair
 from gateway.commitments.catalogue import Commitment, Scope
 from gateway.commitments.data import SiteData
 from gateway.commitments.model import Period, Ratio, TicketFacts
-from gateway.inspections import plans
+from gateway.inspections import patrol, plans
 
 
 def _ratio(r: Ratio) -> dict[str, Any]:
@@ -87,18 +87,20 @@ def evaluate(catalogue: Sequence[Commitment], data: SiteData, period: Period, no
             r = repair.satisfaction(repair.filter_callbacks(data.callbacks, tickets), period)
             out.append(_result(c, r.ratio, r.evidence, {"counted": len(r.counted)}))
         elif c.kind == "patrol_completion":
-            out.append(_patrols(c, data))
+            out.append(_patrols(c, data, tz))
         else:
             out.append(_inspections(c, data, period, tz))
     return out
 
 
-def _patrols(c: Commitment, data: SiteData) -> dict[str, Any]:
-    """Checkpoint visits made inside their window / visits scheduled (巡更完成率), per guard and route too."""
+def _patrols(c: Commitment, data: SiteData, tz: ZoneInfo) -> dict[str, Any]:
+    """Checkpoint visits made inside their window / visits scheduled (巡更完成率), per guard, route and night."""
     made = [v for v in data.visits if v.status == "on_time"]
-    by: dict[str, dict[str, list[int]]] = {"guard": {}, "route": {}}
+    by: dict[str, dict[str, list[int]]] = {"guard": {}, "route": {}, "night": {}}
     for v in data.visits:
-        for key, value in (("guard", v.guard or ""), ("route", v.route)):
+        night = patrol.night_of(v.due_at, tz)
+        for key, value in (("guard", v.guard or ""), ("route", v.route),
+                           ("night", night.isoformat() if night else "")):
             counts = by[key].setdefault(value, [0, 0])
             counts[0] += v.status == "on_time"
             counts[1] += 1
