@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway import events, rules
 from gateway.devices import Transition
+from gateway.inspections.taps import guard_of
 from gateway.lineprotocol import asset_state_line
 from gateway.sensors import KINDS
 from gateway.sensors.base import CheckContext, Debounce, FaultSpec, Reading
@@ -64,6 +65,7 @@ class Monitor:
         self.sun = SunClock(site.info.latitude, site.info.longitude, site.tz)
         self.priorities = {code: o.priority for code, o in site.faults.items()}
         self.checkpoints = {c.tag: c for c in site.checkpoints}
+        self.guards, self.readers = {g.id: g for g in site.guards}, {r.id: r for r in site.readers}
         self.circuits = {}
         for a in site.assets:
             if a.circuit:
@@ -177,14 +179,15 @@ class Monitor:
             self.dark.discard(circuit)
 
     def _tap(self, tap: Tap) -> None:
-        """Tapping an asset's own tag proves the repairer is on site: its live tickets are marked arrived."""
+        """Tapping an asset's own tag proves the repairer is on site: its live tickets are marked arrived,
+        by the guard the badge (or the reader carried) names, else by the badge or the reader."""
         checkpoint = self.checkpoints.get(tap.tag)
         if checkpoint is None or checkpoint.asset is None:
             return
+        by = guard_of(tap.badge, tap.reader, self.guards, self.readers) or tap.badge or f"reader:{tap.reader}"
         items, _ = self.store.list(status=("open", "acknowledged"), asset=checkpoint.asset, limit=100)
         for t in items:
-            self.store.act(t["id"], "arrive", tap.badge or f"reader:{tap.reader}", tap.ts,
-                           f"tapped {checkpoint.id} ({tap.tag})")
+            self.store.act(t["id"], "arrive", by, tap.ts, f"tapped {checkpoint.id} ({tap.tag})")
 
     def _alarm(self, w: AssetWatch, alarm: bool, r: Reading) -> None:
         """A smoke alarm is announced at once, on its rising edge (an emergency, not a fault)."""

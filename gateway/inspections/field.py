@@ -2,16 +2,17 @@
 resolved to a checkpoint and a guard, fed to the patrol rounds; the clock closes windows and
 finds overdue inspections; every event goes into the events table like the tickets'.
 
-Patrol rounds live in memory (the pure :class:`Patrols`); after a restart they are rebuilt from
-the taps kept, and the events their clock produced while the gateway was away are told then,
-each once (a saved cursor). Closed rounds are written as visits: what patrol completion is
-computed from.
+Patrol rounds live in memory (the pure :class:`Patrols`); after a restart (or a new site) they are
+rebuilt from the taps kept, the rounds still under way at the saved cursor included, and the events
+their clock produced while the gateway was away are told then, each once (a saved cursor). Closed
+rounds are written as visits: what patrol completion is computed from.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ _LOGGER = logging.getLogger(__name__)
 HORIZON_S = 6 * 3600.0  # rounds are planned this far ahead
 KEEP_S = 2 * 86400.0  # rounds and taps kept in memory this long after they close
 RELAY = "patrol_clock"  # the events cursor: how far the patrol clock has been told
+SINCE = "patrol_since"  # when this gateway first planned rounds (ms): none before is its to judge
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patrol_visits (
     round TEXT NOT NULL, route TEXT NOT NULL, due_at REAL NOT NULL, checkpoint TEXT NOT NULL, seq INTEGER NOT NULL,
@@ -51,7 +53,13 @@ class Field:
         self.patrols = patrol.Patrols(site.routes, site.schedules, site.checkpoints, site.patrol, site.tz)
         told = self.store.event_cursor(RELAY)
         self.told = now if told is None else told / 1000.0  # cursor stored in ms
-        self.patrols.plan(self.told, HORIZON_S + max(0.0, now - self.told))
+        since = self.store.event_cursor(SINCE)
+        if since is None:
+            self.store.save_event_cursor(SINCE, int(now * 1000))
+        first = self.told
+        if told is not None:  # a restart or a new site: the rounds still under way at the cursor too
+            first = max(self.told - _longest_round(site), -math.inf if since is None else since / 1000.0)
+        self.patrols.plan(first, HORIZON_S + max(0.0, now - first))
         rows, _ = self.taps.list(since=self.told - KEEP_S, until=now + 1, limit=100_000)
         for t in sorted(rows, key=lambda r: (r["at"], r["id"])):
             if t["checkpoint"] and t["checkpoint"] in {c.id for c in site.checkpoints}:
@@ -129,11 +137,20 @@ class Field:
                      for i, v in enumerate(r.visits)])
 
 
+def _longest_round(site: Site) -> float:
+    """How long after it is due a round can still be open: started at the end of its start window,
+    walked in its route's duration, closed a tolerance later."""
+    routes = {r.id: r for r in site.routes}
+    return max((2 * s.tolerance_min * 60.0 + routes[s.route].duration_min * 60.0 for s in site.schedules
+                if s.route in routes), default=0.0)
+
+
 def _title(e: patrol.Event, site: Site) -> str:
     names = {c.id: c.name or c.id for c in site.checkpoints}
     route = {r.id: r.name or r.id for r in site.routes}.get(str(e.data.get("route")), e.data.get("route"))
     where = names.get(str(e.data.get("checkpoint")), "") if e.data.get("checkpoint") else ""
-    return f"{e.title}：{route}" + (f" · {where}" if where else "")
+    place = " · ".join(str(x) for x in (route, where) if x)  # a flagged tap on no route has no route
+    return f"{e.title}：{place}" if place else e.title
 
 
 def _round_json(r: patrol.Round) -> dict[str, Any]:
