@@ -1,8 +1,8 @@
 """The HTTP API: ``create_app(services)``, no module-level state.
 
 Health is open (for monitors and load balancers); ``/metrics`` takes the metrics token
-or a loopback client; everything else needs the API bearer token until the users and
-roles of the web issue arrive.
+or a loopback client; logging in is open; every other route needs a login (a session or a
+token) with a role that may use it (:func:`gateway.api_auth.require`; the table is in the README).
 """
 
 
@@ -19,7 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.api_auth import auth_routes, require
 from gateway.api_commitments import commitment_routes
 from gateway.api_inspections import inspection_routes
 from gateway.api_tickets import ticket_routes
@@ -72,16 +74,15 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
                   docs_url="/api/v1/docs", redoc_url=None)
     bearer = HTTPBearer(auto_error=False)
     sv = services
+    if sv.auth is None:
+        raise ValueError("the API needs the users and tokens (services.auth): it would let nobody in")
+    app.state.auth = sv.auth  # read by the require() dependencies
+    manager = require("manager")
 
-    def require_token(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        if creds is None or not hmac.compare_digest(creds.credentials.encode(), sv.api_token.encode()):
-            raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-
-    Auth = Depends(require_token)
-
-    @app.exception_handler(HTTPException)
-    async def _error(_r: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": {"code": exc.status_code, "message": exc.detail, "field": None}},
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's too, and the router's 404 and 405
+    async def _error(_r: Request, exc: StarletteHTTPException) -> JSONResponse:
+        field = getattr(exc, "field", None)
+        return JSONResponse({"error": {"code": exc.status_code, "message": exc.detail, "field": field}},
                             status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -126,7 +127,7 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
             raise HTTPException(403, "set api.metrics_token to scrape metrics from another host")
         return sv.metrics.render()
 
-    @app.get("/api/v1/devices", dependencies=[Auth], tags=["devices"])
+    @app.get("/api/v1/devices", dependencies=[manager], tags=["devices"])
     def devices(unbound: bool | None = None, online: bool | None = None, kind: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0
                 ) -> dict[str, Any]:
@@ -145,7 +146,7 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
             items.append(d)
         return {"total": len(items), "items": items[offset: offset + limit]}
 
-    @app.get("/api/v1/devices/{device}", dependencies=[Auth], tags=["devices"])
+    @app.get("/api/v1/devices/{device}", dependencies=[manager], tags=["devices"])
     def device(device: str) -> dict[str, Any]:
         d = sv.registry.get(device)
         if d is None:
@@ -154,7 +155,7 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
         d["asset"] = b.asset if b else None
         return d
 
-    @app.get("/api/v1/dead-letters", dependencies=[Auth], tags=["devices"])
+    @app.get("/api/v1/dead-letters", dependencies=[manager], tags=["devices"])
     def dead_letters(reason: str | None = None, device: str | None = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50,
                      before_id: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
@@ -162,15 +163,16 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
         return {"counts": sv.outbox.dead_letter_counts(),
                 "items": sv.outbox.dead_letters(reason, device, limit, before_id)}
 
-    @app.get("/api/v1/kinds", dependencies=[Auth], tags=["devices"])
+    @app.get("/api/v1/kinds", dependencies=[manager], tags=["devices"])
     def kinds() -> dict[str, Any]:
         """The payload schema of every sensor kind."""
         return {name: {"category": k.category, "heartbeat_s": k.heartbeat_s, "schema": k.json_schema()}
                 for name, k in KINDS.items()}
 
-    app.include_router(ticket_routes(sv, Auth))
-    app.include_router(commitment_routes(sv, Auth))
-    app.include_router(inspection_routes(sv, Auth))
+    app.include_router(auth_routes())
+    app.include_router(ticket_routes(sv))
+    app.include_router(commitment_routes(sv))
+    app.include_router(inspection_routes(sv))
     return app
 
 

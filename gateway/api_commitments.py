@@ -9,12 +9,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
+from gateway.api_auth import require
 from gateway.commitments import notice
 from gateway.commitments.periods import is_month, month_of, parse_period
 
 
-def commitment_routes(sv: Any, auth: Any) -> APIRouter:
-    r = APIRouter(prefix="/api/v1", dependencies=[auth], tags=["commitments"])
+def commitment_routes(sv: Any) -> APIRouter:
+    r = APIRouter(prefix="/api/v1", dependencies=[require("manager")], tags=["commitments"])
 
     @r.get("/commitments")
     def figures(period: Annotated[str | None, Query(examples=["2026-11", "2026-Q4", "2026", "2026-11-21",

@@ -1,7 +1,8 @@
 """API routes for tickets, callbacks and asset states (included by :func:`gateway.api.create_app`).
 
-Until users and roles arrive, the person acting names themself in ``by``; the routes
-already sit behind the API's authentication dependency.
+The person acting is the one logged in: a body's ``by`` is ignored for users and only names the
+person when the installer's token (nobody) is used. Roles: a guard reports problems; maintenance
+lists and works tickets, callbacks and assets; a manager also reads webhooks and reloads the site.
 """
 
 
@@ -11,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.api_auth import Principal, actor, require
 from gateway.sla import clock_state
 from gateway.tickets import ACTIONS, STATUSES, TicketError
 
@@ -21,8 +23,11 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+BY = "who acts: ignored when a user is logged in (their own name is used); for the installer's token"
+
+
 class Action(_Body):
-    by: str = Field(min_length=1, max_length=64, examples=["王师傅"])
+    by: str | None = Field(None, min_length=1, max_length=64, examples=["王师傅"], description=BY)
     note: str = Field("", max_length=2000)
     assignee: str | None = Field(None, max_length=64)
 
@@ -30,7 +35,7 @@ class Action(_Body):
 class NewTicket(_Body):
     """A problem reported by a person (a guard, a manager, an owner's call)."""
 
-    by: str = Field(min_length=1, max_length=64, examples=["保安 G017"])
+    by: str | None = Field(None, min_length=1, max_length=64, examples=["保安 G017"], description=BY)
     title: str = Field(min_length=1, max_length=200, examples=["3号楼楼道灯不亮"])
     priority: Literal["emergency", "urgent", "general"] = "general"
     asset: str | None = Field(None, max_length=64, examples=["L-017"])
@@ -41,7 +46,7 @@ class NewTicket(_Body):
 class Callback(_Body):
     """A callback to the owner after a repair (回访)."""
 
-    by: str = Field(min_length=1, max_length=64)
+    by: str | None = Field(None, min_length=1, max_length=64, description=BY)
     channel: Literal["phone", "visit", "wechat", "sms", "other"] = "phone"
     score: int = Field(ge=1, le=5, description="5 很满意 … 1 很不满意")
     note: str = Field("", max_length=2000)
@@ -60,14 +65,17 @@ def clocks(t: dict[str, Any], now: float) -> dict[str, str | None]:
             "resolve": clock_state(start, t["resolve_by"], t["resolved_at"], until)}
 
 
-def ticket_routes(sv: Any, auth: Any) -> APIRouter:
-    r = APIRouter(prefix="/api/v1", dependencies=[auth])
+def ticket_routes(sv: Any) -> APIRouter:
+    r = APIRouter(prefix="/api/v1")
     store = sv.tickets
+    maintenance = require("maintenance", "manager")
+    Reporter = Annotated[Principal, require("guard", "maintenance", "manager")]
+    Worker = Annotated[Principal, maintenance]
 
     def shown(t: dict[str, Any]) -> dict[str, Any]:
         return {**t, "clocks": clocks(t, time.time())}
 
-    @r.get("/tickets", tags=["tickets"])
+    @r.get("/tickets", dependencies=[maintenance], tags=["tickets"])
     def list_tickets(status: Annotated[list[str] | None, Query()] = None,
                      priority: Literal["emergency", "urgent", "general"] | None = None,
                      category: str | None = None, asset: str | None = None, overdue: bool = False,
@@ -82,7 +90,7 @@ def ticket_routes(sv: Any, auth: Any) -> APIRouter:
                                   overdue_at=time.time() if overdue else None, limit=limit, offset=offset)
         return {"items": [shown(t) for t in items], "total": total, "limit": limit, "offset": offset}
 
-    @r.get("/tickets/{ticket_id}", tags=["tickets"])
+    @r.get("/tickets/{ticket_id}", dependencies=[maintenance], tags=["tickets"])
     def get_ticket(ticket_id: int) -> dict[str, Any]:
         """One ticket with its whole timeline and callbacks."""
         try:
@@ -91,35 +99,38 @@ def ticket_routes(sv: Any, auth: Any) -> APIRouter:
             raise _fail(exc) from None
 
     @r.post("/tickets", status_code=201, tags=["tickets"])
-    def new_ticket(body: NewTicket) -> dict[str, Any]:
+    def new_ticket(body: NewTicket, who: Reporter) -> dict[str, Any]:
         """Report a problem by hand; naming an asset with a fault already ticketed adds to that ticket."""
         asset = next((a for a in sv.site.assets if a.id == body.asset), None)
         if body.asset and asset is None:
             raise HTTPException(422, f"no asset {body.asset!r} on this site")
         t, what = store.open(subject=f"asset:{asset.id}" if asset else None, fault=body.fault,
-                             priority=body.priority, title=body.title, at=time.time(), by=body.by, source="manual",
+                             priority=body.priority, title=body.title, at=time.time(), by=actor(who, body.by),
+                             source="manual",
                              asset=asset.id if asset else None, category=asset.category if asset else None,
                              note=body.note)
         return {**shown(t), "outcome": what}
 
     @r.post("/tickets/{ticket_id}/callbacks", status_code=201, tags=["tickets"])
-    def callback(ticket_id: int, body: Callback) -> dict[str, Any]:
+    def callback(ticket_id: int, body: Callback, who: Worker) -> dict[str, Any]:
         try:
-            return shown(store.add_callback(ticket_id, body.by, body.channel, body.score, body.note, time.time()))
+            return shown(store.add_callback(ticket_id, actor(who, body.by), body.channel, body.score, body.note,
+                                            time.time()))
         except TicketError as exc:
             raise _fail(exc) from None
 
     @r.post("/tickets/{ticket_id}/{action}", tags=["tickets"])
-    def act(ticket_id: int, action: str, body: Action) -> dict[str, Any]:
+    def act(ticket_id: int, action: str, who: Worker, body: Action | None = None) -> dict[str, Any]:
         """acknowledge, arrive, resolve, close, cancel, reopen or assign (with ``assignee``)."""
         if action not in ACTIONS:
             raise HTTPException(404, f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
+        body = body or Action()
         try:
-            return shown(store.act(ticket_id, action, body.by, time.time(), body.note, body.assignee))
+            return shown(store.act(ticket_id, action, actor(who, body.by), time.time(), body.note, body.assignee))
         except TicketError as exc:
             raise _fail(exc) from None
 
-    @r.get("/assets", tags=["assets"])
+    @r.get("/assets", dependencies=[maintenance], tags=["assets"])
     def assets(category: str | None = None, state: Literal["intact", "faulty", "unknown"] | None = None,
                limit: Annotated[int, Query(ge=1, le=5000)] = 500,
                offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
@@ -128,7 +139,7 @@ def ticket_routes(sv: Any, auth: Any) -> APIRouter:
                  if (category is None or a["category"] == category) and (state is None or a["state"] == state)]
         return {"items": items[offset:offset + limit], "total": len(items), "limit": limit, "offset": offset}
 
-    @r.get("/assets/{asset}/states", tags=["assets"])
+    @r.get("/assets/{asset}/states", dependencies=[maintenance], tags=["assets"])
     def asset_states(asset: str, since: float | None = None, until: float | None = None,
                      limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> dict[str, Any]:
         """The asset's state ledger: every transition with its time, faults and cause."""
@@ -136,18 +147,18 @@ def ticket_routes(sv: Any, auth: Any) -> APIRouter:
             raise HTTPException(404, f"no asset {asset!r} on this site")
         return {"asset": asset, "items": store.state_history(asset, since, until, limit)}
 
-    @r.get("/webhooks", tags=["events"])
+    @r.get("/webhooks", dependencies=[require("manager")], tags=["events"])
     def webhooks() -> dict[str, Any]:
         """Each configured hook: format, target (without its key), cursor, last success and error."""
         return {"items": sv.webhooks.status()}
 
-    @r.get("/webhooks/deliveries", tags=["events"])
+    @r.get("/webhooks/deliveries", dependencies=[require("manager")], tags=["events"])
     def deliveries(hook: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                    offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
         """The delivery log, newest first: every attempt with its HTTP status and the bot's answer."""
         return {"items": sv.webhooks.deliveries(hook, limit, offset), "limit": limit, "offset": offset}
 
-    @r.post("/site/reload", tags=["assets"])
+    @r.post("/site/reload", dependencies=[require("manager")], tags=["assets"])
     def reload_site() -> dict[str, Any]:
         """Re-read the site file (like SIGHUP); on problems the current one stays and they are listed."""
         applied = sv.monitor.watch

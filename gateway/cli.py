@@ -1,4 +1,5 @@
-"""``gateway`` command line: ``run`` the gateway, ``check`` a configuration, ``replay`` a recorded stream.
+"""``gateway`` command line: ``run`` the gateway, ``check`` a configuration, ``replay`` a recorded stream,
+``token`` to revoke or renew the installer's bootstrap token.
 
 A bad setting exits with status 2 and one line per problem, never a traceback.
 """
@@ -97,6 +98,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """Revoke the installer's bootstrap token (``<data_dir>/api-token``), or replace it with a new one.
+    Takes effect at once, in a running gateway too; the secret is written to the file, never printed."""
+    from gateway.auth import INSTALLER_FILE, AuthStore, new_installer_token
+
+    settings = load_settings(args.config)
+    db = settings.data_dir / "gateway.db"
+    if not db.is_file():
+        raise ConfigError([f"data_dir: no gateway database at {db} (run the gateway first, or set GATEWAY_DATA_DIR)"])
+    if settings.api.token:
+        raise ConfigError(["api.token: the installer's token is set in the configuration: remove or change it there"])
+    store = AuthStore(db)
+    try:
+        revoked = store.revoke_installer("gateway token")
+        path = settings.data_dir / INSTALLER_FILE
+        path.unlink(missing_ok=True)
+        if args.new:
+            new_installer_token(settings.data_dir, store)
+            sys.stdout.write(f"installer token renewed ({revoked} revoked): the new one is in {path}\n")
+        else:
+            sys.stdout.write(f"installer token revoked ({revoked}) and {path} deleted; users log in with "
+                             f"their passwords (`gateway token --new` makes a new one)\n")
+    finally:
+        store.close()
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Feed a recorded stream through the gateway's rules, ledger and tickets on a simulated clock."""
     from gateway.replay import InfluxStalled, ReplayError, replay
@@ -127,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         ("run", cmd_run, "run the gateway until SIGTERM/SIGINT"),
         ("check", cmd_check, "validate the configuration and the site file"),
         ("report", cmd_report, "the monthly commitment report (物业服务承诺公示) as HTML, CSV or JSON"),
+        ("token", cmd_token, "revoke (--revoke) or renew (--new) the installer's bootstrap API token"),
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", type=Path, help="TOML settings file (GATEWAY_* variables override it)")
@@ -135,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--month", required=True, help="e.g. 2026-11 (site local time)")
             p.add_argument("--format", choices=("html", "csv", "json"), default="html")
             p.add_argument("--lang", choices=("zh", "en"), default="zh")
+        if name == "token":
+            what = p.add_mutually_exclusive_group(required=True)
+            what.add_argument("--revoke", action="store_true", help="revoke it and delete <data_dir>/api-token")
+            what.add_argument("--new", action="store_true", help="revoke it and write a new one to the file")
     p = sub.add_parser("replay", help="replay a recorded stream (JSON lines) into a data folder of its own")
     p.add_argument("file", type=Path, help='JSON lines: {"topic", "payload", "received_at"}')
     p.add_argument("--config", type=Path, help="TOML settings file (GATEWAY_* variables override it)")

@@ -167,8 +167,13 @@ class IngestSettings(_Section):
 
 class ApiSettings(_Section):
     bind: str = "127.0.0.1:8080"
-    # Bearer token for the API until users arrive; empty: generated into the data folder.
+    # The installer's bootstrap token (an admin that is no user); empty: generated into the data folder
+    # (<data_dir>/api-token) at the first start. `gateway token --revoke` revokes it.
     token: str = ""
+    # The first admin, made at the first start (no user yet). Its password comes from a file, never from
+    # this configuration; without the file a one-time password is written to <data_dir>/admin-password.
+    admin_user: str = "admin"
+    admin_password_file: Path | None = None
     # /metrics for scrapers: this token, or loopback clients when empty.
     metrics_token: str = ""
     tls_cert_file: Path | None = None
@@ -179,6 +184,15 @@ class ApiSettings(_Section):
     def _check_bind(cls, v: str) -> str:
         parse_bind(v)
         return v
+
+    @field_validator("admin_user")
+    @classmethod
+    def _check_admin_user(cls, v: str) -> str:
+        from gateway.auth import NAME  # local: config is imported by everything
+
+        if not NAME.fullmatch(v.strip()):
+            raise ValueError("must be 1-64 characters, no control characters or slashes")
+        return v.strip()
 
 
 def parse_bind(bind: str) -> tuple[str, int]:

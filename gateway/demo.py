@@ -56,12 +56,15 @@ def main() -> int:
             return 1
         procs.append(subprocess.Popen([*sim, "--interval", "60", "--speed", "60", "--fault-ratio", "0.01",
                                        "--bad-ratio", "0.002", "--dup-ratio", "0.005"], start_new_session=True))
-        token = (folder / "gateway" / "api-token").read_text().strip()
+        token_file, one_time = folder / "gateway" / "api-token", folder / "gateway" / "admin-password"
+        token = token_file.read_text().strip() if token_file.exists() else "(revoked: gateway token --new)"
         sys.stdout.write(
             f"\nDemo site running. Ctrl-C stops it.\n"
             f"  health:      http://{bind}/api/v1/health\n"
             f"  API docs:    http://{bind}/api/v1/docs\n"
-            f"  devices:     curl -H 'Authorization: Bearer {token}' http://{bind}/api/v1/devices\n"
+            f"  log in:      POST /api/v1/auth/login as admin, "
+            + (f"the one-time password in {one_time}\n" if one_time.exists() else "with the password you chose\n")
+            + f"  devices:     curl -H 'Authorization: Bearer {token}' http://{bind}/api/v1/devices\n"
             f"  dead letters: curl -H 'Authorization: Bearer {token}' http://{bind}/api/v1/dead-letters\n"
             f"  InfluxDB:    {influx_url} (database facility)\n  MQTT:        {mqtt_url} (topics fm/demo/#)\n\n")
         while not stop.wait(1.0):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import threading
 import time
 from collections import deque
@@ -18,8 +17,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.auth import ONE_TIME_FILE, AuthStore, first_admin, installer_token
 from gateway.commitments.monthly import Commitments
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings
 from gateway.devices import DeviceRegistry, Transition
 from gateway.influx import Forwarder, make_writer
 from gateway.ingest import Ingestor, Message, classify_topic
@@ -58,7 +58,8 @@ class Services:
     monitor: Monitor
     webhooks: WebhookDispatcher
     commitments: Commitments
-    api_token: str
+    api_token: str  # the installer's bootstrap token ("" once revoked)
+    auth: AuthStore | None = None  # users, sessions and tokens (set by build: the API needs it)
     reload_site: Callable[[], list[str]] | None = None  # set by the Gateway: re-read the site file
     serial: list[SerialReader] = field(default_factory=list)  # set by the Gateway: one reader per port
     fieldwork: Field | None = None  # patrols and inspections
@@ -74,18 +75,16 @@ class Services:
     failed: threading.Event = field(default_factory=threading.Event)
 
 
-def api_token(settings: Settings) -> str:
-    """The configured token, or one generated once and kept (mode 0600) in the data folder."""
-    if settings.api.token:
-        return settings.api.token
-    path = settings.data_dir / "api-token"
-    if path.exists():
-        return path.read_text().strip()
-    token = secrets.token_urlsafe(32)
-    path.touch(mode=0o600)
-    path.write_text(token + "\n")
-    _LOGGER.info("generated an API token into %s (read it from there; it is never logged)", path)
-    return token
+def open_auth(settings: Settings) -> tuple[AuthStore, str]:
+    """Users and tokens; on the first start the admin (configured, or with a one-time password) and the
+    installer's bootstrap token (``<data_dir>/api-token``, an admin that is no user)."""
+    store = AuthStore(settings.data_dir / "gateway.db", one_time_file=settings.data_dir / ONE_TIME_FILE)
+    try:
+        first_admin(store, settings.api.admin_user, settings.api.admin_password_file, settings.data_dir)
+    except ValueError as exc:
+        store.close()
+        raise ConfigError([str(exc)]) from None
+    return store, installer_token(settings.api.token, settings.data_dir, store)
 
 
 def heartbeats(settings: Settings) -> dict[str, float]:
@@ -103,6 +102,7 @@ def debounces(settings: Settings) -> dict[str, Debounce]:
 
 def build(settings: Settings, site: Site) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    auth, token = open_auth(settings)
     edits = CheckpointEdits(settings.data_dir / "gateway.db")
     site = edits.apply(site)  # checkpoints edited through the API, over the site file's
     metrics = Metrics()
@@ -114,6 +114,8 @@ def build(settings: Settings, site: Site) -> Services:
     tickets = TicketStore(settings.data_dir / "gateway.db", site.tz, site.sla, site.callbacks,
                           site.tickets.self_cleared)
     monitor = Monitor(tickets, settings.site, debounces(settings))
+    if tickets.event_cursor("mqtt") is None:  # a first start: what the start itself records is published too
+        tickets.save_event_cursor("mqtt", tickets.newest_event_id())
     outbox.commit(monitor.set_site(site, registry.online(), time.time()), [], [])
     ingestor.observer = monitor.observe
     webhooks = WebhookDispatcher(settings.webhooks, settings.data_dir / "gateway.db", tickets.events_after,
@@ -135,7 +137,7 @@ def build(settings: Settings, site: Site) -> Services:
     outbox.commit(ledger_lines, [], [])
     ledger_lines.clear()
     return Services(settings, site, outbox, registry, metrics, ingestor, transport, forwarder, tickets, monitor,
-                    webhooks, commitments, api_token(settings), fieldwork=field_, inspections=inspections,
+                    webhooks, commitments, token, auth, fieldwork=field_, inspections=inspections,
                     checkpoints=edits, ledger_lines=ledger_lines)
 
 
@@ -393,4 +395,6 @@ class Gateway:
         self._freezer.join(5)
         self.sv.commitments.close()
         self.sv.tickets.close()
+        if self.sv.auth is not None:
+            self.sv.auth.close()
         self.sv.outbox.close()
