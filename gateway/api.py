@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.api_auth import auth_routes, require
 from gateway.api_commitments import commitment_routes
+from gateway.api_events import event_routes
 from gateway.api_inspections import inspection_routes
 from gateway.api_tickets import ticket_routes
 from gateway.sensors import KINDS
@@ -173,6 +174,7 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
     app.include_router(ticket_routes(sv))
     app.include_router(commitment_routes(sv))
     app.include_router(inspection_routes(sv))
+    app.include_router(event_routes(sv))
     return app
 
 
@@ -188,6 +190,7 @@ def serve(services: Any) -> Callable[[], None]:
         create_app(services), host=host, port=port, log_level="warning", access_log=False,
         ssl_certfile=str(api.tls_cert_file) if api.tls_cert_file else None,
         ssl_keyfile=str(api.tls_key_file) if api.tls_key_file else None,
+        timeout_graceful_shutdown=2,  # open event streams must not hold a stop up
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="api", daemon=True)
