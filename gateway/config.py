@@ -14,10 +14,18 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.webhooks import WebhookSettings
 
@@ -25,6 +33,16 @@ SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 ENV_PREFIX = "GATEWAY_"
 SECRET_KEYS = frozenset(("token", "password", "metrics_token"))
 _URL_SECRET = re.compile(r"//([^:/@]*):[^@]*@")
+
+
+def check_segment(v: str) -> str:
+    """A topic segment, or an id that may become one (assets, devices, routes, commitments)."""
+    if not SEGMENT.fullmatch(v):
+        raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . -")
+    return v
+
+
+Segment = Annotated[str, AfterValidator(check_segment)]
 
 
 class ConfigError(Exception):

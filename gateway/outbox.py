@@ -8,11 +8,12 @@ deletes them. Each thread has its own connection.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,31 @@ def connect(path: Path, synchronous: str = "full") -> sqlite3.Connection:
     conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
+
+
+class Transactions:
+    """``with store.transaction() as db``: one commit for everything inside, however deeply nested, under
+    the store's lock; BEGIN IMMEDIATE, so a second writer waits for the lock instead of failing later."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self.db, self.lock, self.depth = db, lock, 0
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[sqlite3.Connection]:
+        with self.lock:
+            if self.depth == 0:
+                self.db.execute("BEGIN IMMEDIATE")
+            self.depth += 1
+            try:
+                yield self.db
+            except BaseException:
+                self.depth -= 1
+                if self.depth == 0:
+                    self.db.execute("ROLLBACK")
+                raise
+            self.depth -= 1
+            if self.depth == 0:
+                self.db.execute("COMMIT")
 
 
 class Outbox:

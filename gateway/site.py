@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.commitments.catalogue import Commitment, load_catalogue
-from gateway.config import SEGMENT, ConfigError, format_validation_errors, read_toml, without_invalid
+from gateway.config import ConfigError, Segment, format_validation_errors, read_toml, without_invalid
 from gateway.inspections.model import (
     DEFAULT_SCHEDULES,
     GuardModel,
@@ -53,31 +53,24 @@ class SiteInfo(_Model):
 class AssetModel(_Model):
     """A facility the commitments count (设施): a lamp, an extinguisher, a well."""
 
-    id: str
+    id: Segment
     name: str = ""
     category: str
     kind: str | None = None
-    device: str | None = None
+    device: Segment | None = None
     location: str = ""
     building: str = ""
     zone: str = ""
     rated: dict[str, float] = {}
     thresholds: dict[str, float] = {}
     schedule: str | None = None  # a lamp's own hours, "18:30-06:00"; else sunset to sunrise
-    circuit: str | None = None  # the lighting circuit: all its lamps dark at once is an emergency
+    circuit: Segment | None = None  # the lighting circuit: all its lamps dark at once is an emergency
 
     @field_validator("schedule")
     @classmethod
     def _check_schedule(cls, v: str | None) -> str | None:
         if v is not None:
             parse_schedule(v)
-        return v
-
-    @field_validator("id", "device", "circuit")
-    @classmethod
-    def _check_segment(cls, v: str | None) -> str | None:
-        if v is not None and not SEGMENT.fullmatch(v):
-            raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . -")
         return v
 
     @field_validator("category")

@@ -12,18 +12,17 @@ transaction (:mod:`gateway.events`).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway import events, sla
-from gateway.outbox import connect
+from gateway.outbox import Transactions, connect
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -99,30 +98,12 @@ class TicketStore:
         self.callbacks = callbacks
         self.self_cleared = self_cleared
         self._lock = threading.RLock()
-        self._depth = 0
+        self.transaction = Transactions(self.db, self._lock)
 
     def create(self, schema: str) -> None:
         """Tables of a neighbour (patrol visits) in the same database, created outside any transaction."""
         with self._lock:
             self.db.executescript(schema)
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One commit for everything inside, however deeply nested."""
-        with self._lock:
-            if self._depth == 0:
-                self.db.execute("BEGIN IMMEDIATE")
-            self._depth += 1
-            try:
-                yield self.db
-            except BaseException:
-                self._depth -= 1
-                if self._depth == 0:
-                    self.db.execute("ROLLBACK")
-                raise
-            self._depth -= 1
-            if self._depth == 0:
-                self.db.execute("COMMIT")
 
     # -- reading --------------------------------------------------------------------------------
     def get(self, ticket_id: int) -> dict[str, Any]:

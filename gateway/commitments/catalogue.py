@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.config import SEGMENT, ConfigError, format_validation_errors, read_toml
+from gateway.config import ConfigError, Segment, format_validation_errors, read_toml
 from gateway.sensors import check_asset_kind, check_category
 
 DEFAULT = Path(__file__).with_name("catalogue.toml")
@@ -53,7 +53,7 @@ class Scope(_Model):
 
 
 class Commitment(_Model):
-    id: str
+    id: Segment
     zh: str = Field(min_length=1)
     en: str = Field(min_length=1)
     kind: KIND
@@ -61,13 +61,6 @@ class Commitment(_Model):
     target: float = Field(ge=0, le=1)
     direction: Literal[">=", "<="] = ">="
     per_month: int | None = Field(None, ge=1, le=31)  # inspection_coverage: inspections each asset needs
-
-    @field_validator("id")
-    @classmethod
-    def _check_id(cls, v: str) -> str:
-        if not SEGMENT.fullmatch(v):
-            raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . -")
-        return v
 
     @model_validator(mode="after")
     def _check_fits_kind(self) -> Commitment:

@@ -10,7 +10,7 @@ from datetime import time
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.config import SEGMENT
+from gateway.config import Segment
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -27,15 +27,8 @@ class _Model(BaseModel):
 
 
 class _Ident(_Model):
-    id: str
+    id: Segment
     name: str = ""
-
-    @field_validator("id")
-    @classmethod
-    def _check_id(cls, v: str) -> str:
-        if not SEGMENT.fullmatch(v):
-            raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . -")
-        return v
 
 
 class GuardModel(_Ident):

@@ -23,7 +23,6 @@ A cleanout plan's record changes no ledger state and counts as done only when ev
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -32,7 +31,7 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -42,7 +41,7 @@ from zoneinfo import ZoneInfo
 from gateway import events
 from gateway.commitments.model import Period, Ratio
 from gateway.inspections.plans import DEFAULT_PLANS, HALF_YEAR_S, DueState, Plan, count_days, due
-from gateway.outbox import connect
+from gateway.outbox import Transactions, connect
 from gateway.rules import FAULTY, INTACT, UNKNOWN
 from gateway.site import AssetModel
 from gateway.tickets import TicketStore
@@ -128,24 +127,7 @@ class InspectionStore:
         self.db.executescript(SCHEMA + events.SCHEMA)
         self.photos_dir = photos_dir if photos_dir is not None else Path(path).parent / "photos"
         self._lock = threading.RLock()
-        self._depth = 0
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._depth == 0:
-                self.db.execute("BEGIN IMMEDIATE")
-            self._depth += 1
-            try:
-                yield self.db
-            except BaseException:
-                self._depth -= 1
-                if self._depth == 0:
-                    self.db.execute("ROLLBACK")
-                raise
-            self._depth -= 1
-            if self._depth == 0:
-                self.db.execute("COMMIT")
+        self.transaction = Transactions(self.db, self._lock)
 
     def add(self, *, asset: str, plan: str, at: float, by: str, tag_at: float | None, results: Mapping[str, str],
             note: str, photos: Sequence[bytes], event: Callable[[sqlite3.Connection, dict[str, Any]], None]
