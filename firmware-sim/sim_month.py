@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 # The sim_* modules beside this file are plain scripts, not an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from sim_args import positive, whole
 from sim_bad import BAD_CASES, bad_message
 from sim_site import asset_for, build_fleet, parse_devices, site_toml, write_atomic
 from sim_values import (
@@ -480,19 +481,6 @@ def _hours(text: str) -> tuple[float, float]:
     return a, b
 
 
-def _whole(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be > 0")
-    return value
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (flags are documented in README.md)."""
@@ -508,21 +496,21 @@ def build_parser() -> argparse.ArgumentParser:
     add("--devices", default=DEFAULT_DEVICES, help=f"KIND=N,... (default {DEFAULT_DEVICES})")
     add("--interval", type=int, default=60, help="seconds between two readings of one device (default 60)")
     add("--start", default=DEFAULT_START, help=f"ISO 8601 start; no offset: local to --timezone ({DEFAULT_START})")
-    add("--days", type=_positive, default=30.0, help="length of the stream in days (default 30)")
+    add("--days", type=positive, default=30.0, help="length of the stream in days (default 30)")
     add("--seed", type=int, default=1, help="the same seed gives the same files (default 1)")
     add("--timezone", default=DEFAULT_TIMEZONE)
     add("--lamp-schedule", default="18:00-06:00", help="lamps' hours, HH:MM-HH:MM local (default 18:00-06:00)")
-    add("--lamp-failures", type=_whole, default=5, help="lamps that fail one night (default 5)")
+    add("--lamp-failures", type=whole, default=5, help="lamps that fail one night (default 5)")
     add("--lamp-hours", type=_hours, default=(1.0, 6.0), help="how long a lamp failure lasts, H or H-H (1-6)")
-    add("--offline", type=_whole, default=2, help="devices that fall silent (default 2)")
-    add("--offline-hours", type=_positive, default=24.0, help="how long they stay silent (default 24)")
-    add("--cover-events", type=_whole, default=1, help="well covers left open (default 1)")
+    add("--offline", type=whole, default=2, help="devices that fall silent (default 2)")
+    add("--offline-hours", type=positive, default=24.0, help="how long they stay silent (default 24)")
+    add("--cover-events", type=whole, default=1, help="well covers left open (default 1)")
     add("--cover-hours", type=_hours, default=(0.25, 4.0), help="how long a cover stays open (0.25-4)")
-    add("--pressure-faults", type=_whole, default=0, help="extinguishers losing pressure (default 0)")
+    add("--pressure-faults", type=whole, default=0, help="extinguishers losing pressure (default 0)")
     add("--pressure-hours", type=_hours, default=(1.0, 24.0), help="how long until refilled (1-24)")
-    add("--duplicates", type=_whole, default=0, help="readings sent twice, same bytes (default 0)")
-    add("--bad-payloads", type=_whole, default=0, help="bad messages beside readings, cycling sim_bad's cases")
-    add("--tick-s", type=_positive, default=300.0, help="the replay's --tick-s the truth assumes (default 300)")
+    add("--duplicates", type=whole, default=0, help="readings sent twice, same bytes (default 0)")
+    add("--bad-payloads", type=whole, default=0, help="bad messages beside readings, cycling sim_bad's cases")
+    add("--tick-s", type=positive, default=300.0, help="the replay's --tick-s the truth assumes (default 300)")
     add("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
 

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 # The sim_* modules beside this file are plain scripts, not an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from sim_args import positive, whole
 from sim_mqtt import BrokerUrl, MqttPublisher, parse_mqtt_url
 from sim_raw import BurstError, burst, streetlight_burst
 from sim_run import Options, Simulation
@@ -53,19 +54,6 @@ def _ratio(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be > 0")
-    return value
-
-
-def _whole(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
-    return value
-
 
 def _window(text: str) -> int:
     value = int(text)
@@ -92,14 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     pace = p.add_mutually_exclusive_group()
     pace.add_argument(
         "--interval",
-        type=_positive,
+        type=positive,
         default=10.0,
         help="simulated seconds between two readings of one device (default 10)",
     )
-    pace.add_argument("--rate", type=_positive, help="total slots per real second across all devices")
-    add("--count", type=_whole, help="stop after N readings/taps (duplicates not counted)")
-    add("--duration", type=_positive, help="stop after S real seconds")
-    add("--speed", type=_positive, default=1.0, help="simulated clock runs X times real time")
+    pace.add_argument("--rate", type=positive, help="total slots per real second across all devices")
+    add("--count", type=whole, help="stop after N readings/taps (duplicates not counted)")
+    add("--duration", type=positive, help="stop after S real seconds")
+    add("--speed", type=positive, default=1.0, help="simulated clock runs X times real time")
     add("--start", help="simulated start time, ISO 8601 (default now)")
     add("--timezone", default=DEFAULT_TIMEZONE)
     add("--latitude", type=float, default=DEFAULT_LATITUDE)
@@ -115,12 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--manifest", help="write the device list (JSON) to FILE")
     add("--site-file", help="write a TOML site file binding each device to an asset")
     add("--files-only", action="store_true", help="write --manifest/--site-file and exit")
-    add("--burst", type=_whole, help="raw-socket benchmark: N streetlight readings as fast as possible")
+    add("--burst", type=whole, help="raw-socket benchmark: N streetlight readings as fast as possible")
     add("--window", type=_window, default=1000, help="--burst: max unacknowledged PUBLISHes (default 1000)")
     add("--max-pending", type=int, default=10000, help="pause devices beyond this many unacked messages")
-    add("--ack-timeout", type=_positive, default=60.0, help="max wait for acks at the end (default 60)")
-    add("--connect-timeout", type=_positive, default=15.0)
-    add("--progress", type=_positive, default=10.0, help="seconds between progress log lines")
+    add("--ack-timeout", type=positive, default=60.0, help="max wait for acks at the end (default 60)")
+    add("--connect-timeout", type=positive, default=15.0)
+    add("--progress", type=positive, default=10.0, help="seconds between progress log lines")
     add("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
 

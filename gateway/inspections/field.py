@@ -60,9 +60,10 @@ class Field:
         if told is not None:  # a restart or a new site: the rounds still under way at the cursor too
             first = max(self.told - _longest_round(site), -math.inf if since is None else since / 1000.0)
         self.patrols.plan(first, HORIZON_S + max(0.0, now - first))
+        known = {c.id for c in site.checkpoints}
         rows, _ = self.taps.list(since=self.told - KEEP_S, until=now + 1, limit=100_000)
         for t in sorted(rows, key=lambda r: (r["at"], r["id"])):
-            if t["checkpoint"] and t["checkpoint"] in {c.id for c in site.checkpoints}:
+            if t["checkpoint"] in known:
                 self.patrols.tap(t["checkpoint"], t["at"], t["guard"], t["reader"])
         self.patrols.advance(self.told)  # told before: not again
 
