@@ -2,12 +2,13 @@
 #   make demo   a live site: local Mosquitto + InfluxDB, the gateway, simulated devices
 #   make test   the whole suite against real servers
 # Both install what they need: Debian packages when run as root (else they say what to
-# install), and a virtualenv in .venv.
+# install), and a virtualenv in .venv. The tests also drive Debian's Chromium (with a Chinese
+# font for readable screenshots); the demo does not need it.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
-DEBS    = mosquitto influxdb python3-venv
+DEBS    = mosquitto influxdb python3-venv chromium fonts-wqy-microhei  # the last two: page tests only
 
 .PHONY: demo test lint bench deps venv clean
 
@@ -16,6 +17,8 @@ deps:
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || missing="$$missing influxdb"; \
 	$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
+	[ -n "$(NO_BROWSER)" ] || [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -n "$(NO_BROWSER)" ] || [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
@@ -41,6 +44,7 @@ test: venv
 lint: venv
 	$(PY) -m ruff check .
 
+demo: NO_BROWSER = 1  # the browser is only for the page tests
 demo: venv
 	$(PY) -m gateway.demo
 

@@ -1,32 +1,39 @@
 """The HTTP API: ``create_app(services)``, no module-level state.
 
 Health is open (for monitors and load balancers); ``/metrics`` takes the metrics token
-or a loopback client; logging in is open; every other route needs a login (a session or a
-token) with a role that may use it (:func:`gateway.api_auth.require`; the table is in the README).
+or a loopback client; logging in and its page are open, and the pages' scripts and styles
+(code, no data); every other route needs a login (a session or a token) with a role that may
+use it (:func:`gateway.api_auth.require`; the table is in the README).
 """
 
 
 import hmac
 import ipaddress
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.api_auth import auth_routes, require
+from gateway.api_auth import auth_routes, authenticated, require
 from gateway.api_commitments import commitment_routes
 from gateway.api_events import event_routes
 from gateway.api_inspections import inspection_routes
+from gateway.api_params import Limit, Offset
 from gateway.api_tickets import ticket_routes
+from gateway.api_views import view_routes
 from gateway.sensors import KINDS
+from gateway.web import web_routes
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -63,6 +70,63 @@ class Health(BaseModel):
     serial: list[dict[str, Any]] = []  # per configured port: open, lines, garbage, reopenings, last error
 
 
+class ErrorDetail(BaseModel):
+    code: int
+    message: str
+    field: str | None = None  # the request field at fault, dotted (``results.seal_intact``)
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers, whatever its status: what went wrong, said for a person."""
+
+    error: ErrorDetail
+
+
+def _error_doc(why: str, example: str, field: str | None = None) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": why,
+            "content": {"application/json": {"example": {"error": {"code": 0, "message": example, "field": field}}}}}
+
+
+#: Documented on every route: the error shape, and when each status comes.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _error_doc("no login, or a session or token unknown, expired or revoked",
+                    "log in first (POST /api/v1/auth/login), or send a bearer token"),
+    403: _error_doc("logged in, but not with a role this route is for (or a password to change first)",
+                    "GET /api/v1/tickets is not for the role guard (allowed: maintenance, manager, admin)"),
+    404: _error_doc("no such thing", "no ticket 999"),
+    409: _error_doc("refused in the thing's present state", "ticket 12 is closed: acknowledge applies to open"),
+    422: _error_doc("a request that cannot be taken, naming its field", "limit: Input should be greater than or "
+                    "equal to 1", "limit"),
+    429: _error_doc("too many wrong passwords: locked for a while", "locked after 5 wrong passwords: "
+                    "try again in 15 minutes"),
+    503: _error_doc("a server the gateway needs did not answer", "InfluxDB at http://127.0.0.1:8086 did not "
+                    "answer"),
+}
+
+
+#: An example answer for each operation, recorded from the app (``python -m tests.test_api_examples``).
+EXAMPLES_FILE = Path(__file__).with_name("api_examples.json")
+
+
+def _with_examples(app: FastAPI) -> None:
+    """Put the recorded examples into the OpenAPI document, where a route has none of its own."""
+    examples = json.loads(EXAMPLES_FILE.read_text(encoding="utf-8")) if EXAMPLES_FILE.exists() else {}
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = plain()  # FastAPI builds it once and keeps it; filling it in again changes nothing
+        for path, operations in spec["paths"].items():
+            for method, op in operations.items():
+                example = examples.get(f"{method.upper()} {path}")
+                for code in ("200", "201", "202"):
+                    media = op["responses"].get(code, {}).get("content", {}).get("application/json")
+                    if example is not None and media is not None and "example" not in media:
+                        media["example"] = example
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -71,13 +135,18 @@ def _is_loopback(host: str) -> bool:
 
 
 def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API imports no service code
-    app = FastAPI(title="Facility gateway", version="1", openapi_url="/api/v1/openapi.json",
-                  docs_url="/api/v1/docs", redoc_url=None)
+    # The OpenAPI document is served behind a login like the rest, and no docs page: FastAPI's loads
+    # its scripts from a CDN, which a site's LAN does not reach.
+    app = FastAPI(title="Facility gateway", version="1", openapi_url=None, docs_url=None, redoc_url=None,
+                  responses=ERRORS, description=__doc__)
     bearer = HTTPBearer(auto_error=False)
     sv = services
     if sv.auth is None:
         raise ValueError("the API needs the users and tokens (services.auth): it would let nobody in")
     app.state.auth = sv.auth  # read by the require() dependencies
+    # Phones on a site's Wi-Fi: pages and lists go compressed (the event stream never is: Starlette leaves
+    # text/event-stream alone, so events are not held back in a buffer).
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     manager = require("manager")
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's too, and the router's 404 and 405
@@ -94,6 +163,11 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
         field = ".".join(loc) or None
         message = f"{field}: {first.get('msg', 'invalid request')}" if field else first.get("msg", "invalid request")
         return JSONResponse({"error": {"code": 422, "message": message, "field": field}}, status_code=422)
+
+    @app.get("/api/v1/openapi.json", include_in_schema=False, dependencies=[Depends(authenticated)])
+    def openapi() -> JSONResponse:
+        """The API's OpenAPI document, for anyone logged in (a device token aside)."""
+        return JSONResponse(app.openapi())
 
     @app.get("/api/v1/health", response_model=Health, tags=["health"])
     def health() -> Health:
@@ -130,7 +204,7 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
 
     @app.get("/api/v1/devices", dependencies=[manager], tags=["devices"])
     def devices(unbound: bool | None = None, online: bool | None = None, kind: str | None = None,
-                limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0
+                limit: Limit = 100, offset: Offset = 0
                 ) -> dict[str, Any]:
         """Every device seen, whether it is alive and which asset it reports for."""
         bindings = sv.site.bindings
@@ -159,7 +233,7 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
     @app.get("/api/v1/dead-letters", dependencies=[manager], tags=["devices"])
     def dead_letters(reason: str | None = None, device: str | None = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                     before_id: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+                     before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> dict[str, Any]:
         """Refused messages, newest first, with the reason and a truncated payload."""
         return {"counts": sv.outbox.dead_letter_counts(),
                 "items": sv.outbox.dead_letters(reason, device, limit, before_id)}
@@ -175,6 +249,9 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
     app.include_router(commitment_routes(sv))
     app.include_router(inspection_routes(sv))
     app.include_router(event_routes(sv))
+    app.include_router(view_routes(sv))
+    app.include_router(web_routes(sv))  # the pages
+    _with_examples(app)
     return app
 
 
@@ -208,6 +285,7 @@ def serve(services: Any) -> Callable[[], None]:
         services.failed.set()
 
     def stop() -> None:
+        services.stopping.set()  # the event streams end first: a page left open must not hold the stop up
         server.should_exit = True
         thread.join(5)
 

@@ -12,11 +12,12 @@ it), and Secure when the gateway serves HTTPS.
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.api_params import Id, Limit, Offset
 from gateway.auth import DEVICE, INSTALLER, ROLES, SESSION_MAX_S, AuthError, AuthStore, Principal, one_time_password
 
 COOKIE = "gw_session"
@@ -240,8 +241,8 @@ def auth_routes() -> APIRouter:
     @r.get("/auth/tokens")
     def tokens(request: Request, who: Annotated[Principal, require(*ROLES)],
                kind: Literal["user", "device"] | None = None, revoked: bool = False,
-               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-               offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+               limit: Limit = 100,
+               offset: Offset = 0) -> dict[str, Any]:
         """API tokens you may revoke: your own; a manager's list adds the devices', an admin's every one
         (the installer's too). Secrets are never shown again."""
         items = _store(request).list_tokens(who.user_id, devices=who.role == "manager",
@@ -251,7 +252,7 @@ def auth_routes() -> APIRouter:
         return {"items": items[offset:offset + limit], "total": len(items), "limit": limit, "offset": offset}
 
     @r.delete("/auth/tokens/{token_id}")
-    def revoke(request: Request, token_id: int, who: Annotated[Principal, require(*ROLES)]) -> dict[str, Any]:
+    def revoke(request: Request, token_id: Id, who: Annotated[Principal, require(*ROLES)]) -> dict[str, Any]:
         """Revoke a token: refused from its next request on."""
         store = _store(request)
         try:
@@ -266,8 +267,8 @@ def auth_routes() -> APIRouter:
 
     @r.get("/users", dependencies=[Admin], tags=["users"])
     def users(request: Request, role: Literal["admin", "manager", "maintenance", "guard"] | None = None,
-              disabled: bool | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-              offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+              disabled: bool | None = None, limit: Limit = 100,
+              offset: Offset = 0) -> dict[str, Any]:
         items, total = _store(request).list_users(role, disabled, limit, offset)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
@@ -283,14 +284,14 @@ def auth_routes() -> APIRouter:
         return {**user, "password": password} if generated else user
 
     @r.get("/users/{user_id}", dependencies=[Admin], tags=["users"])
-    def user(request: Request, user_id: int) -> dict[str, Any]:
+    def user(request: Request, user_id: Id) -> dict[str, Any]:
         try:
             return _store(request).get_user(user_id)
         except AuthError as exc:
             raise from_auth(exc) from None
 
     @r.patch("/users/{user_id}", tags=["users"])
-    def change_user(request: Request, user_id: int, body: UserChange, who: Annotated[Principal, Admin]
+    def change_user(request: Request, user_id: Id, body: UserChange, who: Annotated[Principal, Admin]
                     ) -> dict[str, Any]:
         """Role, disabled, a temporary password (given, or generated with ``reset_password``), unlock.
         The last enabled admin cannot lose the role or be disabled."""
@@ -304,7 +305,7 @@ def auth_routes() -> APIRouter:
         return {**user, "password": password} if body.reset_password else user
 
     @r.delete("/users/{user_id}", status_code=204, tags=["users"])
-    def delete_user(request: Request, user_id: int, who: Annotated[Principal, Admin]) -> None:
+    def delete_user(request: Request, user_id: Id, who: Annotated[Principal, Admin]) -> None:
         """Delete a user with their sessions and tokens (disabling keeps the history's name usable)."""
         try:
             _store(request).delete_user(user_id, who.name)

@@ -38,12 +38,18 @@ def commitment_routes(sv: Any) -> APIRouter:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
 
-    @r.get("/commitments/report", response_model=None)
+    @r.get("/commitments/report", response_model=None, responses={200: {
+        "description": "the report as asked: a printable page, a spreadsheet, or the figures",
+        "content": {"text/html": {"schema": {"type": "string"}}, "text/csv": {"schema": {"type": "string"}},
+                    "application/json": {"schema": {"type": "object"}}}}})
     def report(month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])],
                format: Literal["html", "csv", "json"] = "html", lang: Literal["zh", "en"] = "zh"
                ) -> HTMLResponse | PlainTextResponse | dict[str, Any]:
         """The monthly report as posted for the owners (物业服务承诺公示): HTML ready to print on A4, or CSV."""
-        data = sv.commitments.month(month, time.time())
+        try:
+            data = sv.commitments.month(month, time.time())
+        except ValueError as exc:  # a month the calendar cannot hold (year 0)
+            raise HTTPException(422, f"month: {exc}") from None
         if format == "json":
             return data
         if format == "csv":

@@ -50,7 +50,7 @@ def event_routes(sv: Any) -> APIRouter:
         async def events() -> AsyncIterator[str]:
             last, quiet = cursor, 0.0
             yield ": connected\n\n"
-            while not await request.is_disconnected():
+            while not sv.stopping.is_set() and not await request.is_disconnected():
                 batch = await run_in_threadpool(sv.tickets.events_after, last, 200)
                 for e in batch:
                     last = e.id

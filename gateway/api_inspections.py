@@ -11,17 +11,17 @@ is the one logged in (a body's ``by`` only counts for the installer's token).
 """
 
 
-import base64
-import binascii
 import json
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api_auth import Principal, actor, require
+from gateway.api_params import Id, Limit, Offset, paged
+from gateway.api_tickets import decode_photos
 from gateway.ingest import Message
 from gateway.inspections.checkpoints import CheckpointError
 from gateway.inspections.records import InspectionError
@@ -84,14 +84,14 @@ def inspection_routes(sv: Any) -> APIRouter:
     @r.get("/taps", dependencies=[maintenance])
     def taps(since: float | None = None, until: float | None = None, guard: str | None = None,
              checkpoint: str | None = None, flagged: bool | None = None,
-             limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0
+             limit: Limit = 100, offset: Offset = 0
              ) -> dict[str, Any]:
         items, total = sv.fieldwork.taps.list(since=since, until=until, guard=guard, checkpoint=checkpoint,
                                               flagged=flagged, limit=limit, offset=offset)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     @r.post("/taps/{tap_id}/accept")
-    def accept(tap_id: int, who: Manager, body: AcceptBody | None = None) -> dict[str, Any]:
+    def accept(tap_id: Id, who: Manager, body: AcceptBody | None = None) -> dict[str, Any]:
         """A manager accepts a flagged tap (too fast, or repeated): it then counts as its visit."""
         by = actor(who, body.by if body else None)
         t = sv.call(lambda: sv.fieldwork.accept(tap_id, by, time.time()))
@@ -100,24 +100,35 @@ def inspection_routes(sv: Any) -> APIRouter:
         return t
 
     @r.get("/tags/unknown", dependencies=[manager])
-    def unknown_tags(limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                     offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    def unknown_tags(limit: Limit = 100,
+                     offset: Offset = 0) -> dict[str, Any]:
         """Tags tapped that belong to no checkpoint: add them with PUT /checkpoints/{id}."""
         items, total = sv.fieldwork.taps.unknown_tags(limit, offset)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     @r.get("/rounds")
-    def rounds(who: Annotated[Principal, require("guard", "manager")]) -> dict[str, Any]:
+    def rounds(who: Annotated[Principal, require("guard", "manager")], route: str | None = None,
+               state: str | None = None, limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
         """The rounds planned and under way (today's and the next hours'), each visit with its verdict.
         A guard sees the rounds nobody has started yet and his own."""
         items = sv.call(lambda: sv.fieldwork.rounds(time.time()))
         if who.role == "guard":
             items = [r for r in items if r["guard"] in (None, who.name)]
-        return {"items": items}
+        items = [r for r in items if (route is None or r["route"] == route) and (state is None or r["state"] == state)]
+        return paged(items, limit, offset)
 
     @r.get("/checkpoints", dependencies=[require("guard", "manager")])
-    def checkpoints() -> dict[str, Any]:
-        return {"items": [c.model_dump() for c in sv.site.checkpoints]}
+    def checkpoints(route: str | None = None, limit: Limit = 1000, offset: Offset = 0) -> dict[str, Any]:
+        """The site's checkpoints (巡更点) with their tags, in the order of the site file; ``route`` keeps
+        those of one route, in its order."""
+        points = sv.site.checkpoints
+        if route is not None:
+            found = next((r for r in sv.site.routes if r.id == route), None)
+            if found is None:
+                raise HTTPException(404, f"no route {route!r} on this site")
+            by_id = {c.id: c for c in points}
+            points = [by_id[c] for c in found.checkpoints if c in by_id]
+        return paged([c.model_dump() for c in points], limit, offset)
 
     @r.put("/checkpoints/{ident}")
     def put_checkpoint(ident: str, body: CheckpointModel, who: Manager, by: str | None = None) -> dict[str, Any]:
@@ -141,32 +152,34 @@ def inspection_routes(sv: Any) -> APIRouter:
         sv.apply_site(site)
 
     @r.get("/plans", dependencies=[maintenance])
-    def plans() -> dict[str, Any]:
+    def plans(category: str | None = None, limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
         """Inspection plans (定检) with their checklists."""
-        return {"items": [{"id": p.id, "zh": p.zh, "en": p.en, "category": p.category, "every": p.every,
+        return paged([{"id": p.id, "zh": p.zh, "en": p.en, "category": p.category, "every": p.every,
                            "times": p.times, "checklist": [{"id": i.id, "zh": i.zh, "en": i.en, "kinds": i.kinds}
                                                            for i in p.checklist]}
-                          for p in sv.inspections.plans.values()]}
+                      for p in sv.inspections.plans.values() if category is None or p.category == category],
+                     limit, offset)
 
     @r.get("/inspections/due", dependencies=[maintenance])
-    def due(asset: str | None = None) -> dict[str, Any]:
+    def due(asset: str | None = None, overdue: bool | None = None, limit: Limit = 100, offset: Offset = 0
+            ) -> dict[str, Any]:
         """Each asset's inspections this period: done, needed, next deadline, overdue."""
-        return {"items": sv.inspections.due_states(time.time(), asset)}
+        items = sv.inspections.due_states(time.time(), asset)
+        if overdue is not None:
+            items = [i for i in items if bool(i.get("overdue")) == overdue]
+        return paged(items, limit, offset)
 
     @r.get("/inspections", dependencies=[maintenance])
     def inspections(asset: str | None = None, plan: str | None = None,
-                    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                    offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                    limit: Limit = 100,
+                    offset: Offset = 0) -> dict[str, Any]:
         items, total = sv.inspections.store.list(asset=asset, plan=plan, limit=limit, offset=offset)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     @r.post("/inspections", status_code=201)
     def post_inspection(body: InspectionBody, who: Inspector) -> dict[str, Any]:
         """Record a checklist result: a failed item opens a ticket like a failed reading."""
-        try:
-            photos = [base64.b64decode(p, validate=True) for p in body.photos]
-        except (binascii.Error, ValueError):
-            raise HTTPException(422, "photos: each must be base64") from None
+        photos = decode_photos(body.photos)
         by = actor(who, body.by)
         try:
             record, effects = sv.call(lambda: sv.inspections.record(
@@ -176,7 +189,7 @@ def inspection_routes(sv: Any) -> APIRouter:
         return {**record, "effects": effects.as_json()}
 
     @r.get("/inspections/{inspection_id}/photos/{name}", response_class=FileResponse, dependencies=[maintenance])
-    def photo(inspection_id: int, name: str) -> FileResponse:
+    def photo(inspection_id: Id, name: str) -> FileResponse:
         path = sv.inspections.store.photo_path(inspection_id, name)
         if path is None:
             raise HTTPException(404, "no such photo")

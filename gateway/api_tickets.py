@@ -6,13 +6,18 @@ lists and works tickets, callbacks and assets; a manager also reads webhooks and
 """
 
 
+import base64
+import binascii
 import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api_auth import Principal, actor, require
+from gateway.api_params import Id, Limit, Offset, paged
+from gateway.photos import check_photos
 from gateway.sla import clock_state
 from gateway.tickets import ACTIONS, STATUSES, TicketError
 
@@ -41,6 +46,7 @@ class NewTicket(_Body):
     asset: str | None = Field(None, max_length=64, examples=["L-017"])
     fault: str = Field("reported", max_length=64)
     note: str = Field("", max_length=2000)
+    photos: list[str] = Field([], max_length=5, description="base64 JPEG, PNG or WebP; at most 5, 2 MB each")
 
 
 class Callback(_Body):
@@ -50,6 +56,14 @@ class Callback(_Body):
     channel: Literal["phone", "visit", "wechat", "sms", "other"] = "phone"
     score: int = Field(ge=1, le=5, description="5 很满意 … 1 很不满意")
     note: str = Field("", max_length=2000)
+
+
+def decode_photos(photos: list[str]) -> list[bytes]:
+    """Photos as a JSON body carries them (base64); a bad one is refused naming the field."""
+    try:
+        return [base64.b64decode(p, validate=True) for p in photos]
+    except (binascii.Error, ValueError):
+        raise HTTPException(422, "photos: each must be base64") from None
 
 
 def _fail(exc: TicketError) -> HTTPException:
@@ -75,23 +89,33 @@ def ticket_routes(sv: Any) -> APIRouter:
     def shown(t: dict[str, Any]) -> dict[str, Any]:
         return {**t, "clocks": clocks(t, time.time())}
 
-    @r.get("/tickets", dependencies=[maintenance], tags=["tickets"])
-    def list_tickets(status: Annotated[list[str] | None, Query()] = None,
-                     priority: Literal["emergency", "urgent", "general"] | None = None,
-                     category: str | None = None, asset: str | None = None, overdue: bool = False,
-                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                     offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
-        """Newest first. ``status`` repeats (``?status=open&status=acknowledged``); ``overdue`` keeps
-        live tickets with a deadline already passed."""
+    @r.get("/tickets", tags=["tickets"])
+    def list_tickets(who: Worker, status: Annotated[list[str] | None, Query(examples=[["open", "acknowledged"]])]
+                     = None, priority: Literal["emergency", "urgent", "general"] | None = None,
+                     category: str | None = None, asset: str | None = None,
+                     assignee: Annotated[str | None, Query(description="a name, ``me``, or ``none`` (nobody has "
+                                                                       "taken it yet)", examples=["me"])] = None,
+                     overdue: bool = False, callback_due: bool = False,
+                     sort: Literal["newest", "deadline"] = "newest",
+                     limit: Limit = 100,
+                     offset: Offset = 0) -> dict[str, Any]:
+        """Newest first, or by the next deadline to meet (``sort=deadline``: a repairer's queue).
+        ``status`` repeats (``?status=open&status=acknowledged``); ``assignee=me`` keeps your own (a
+        ticket becomes yours when you assign it to yourself or act on it first: 接单);
+        ``overdue`` keeps live tickets with a deadline already passed; ``callback_due`` keeps closed
+        tickets whose owner is still to be called back (回访), the longest waiting first."""
         bad = [s for s in status or [] if s not in STATUSES]
         if bad:
-            raise HTTPException(422, f"unknown status {bad[0]!r} (known: {', '.join(STATUSES)})")
+            raise HTTPException(422, f"status: unknown status {bad[0]!r} (known: {', '.join(STATUSES)})")
         items, total = store.list(status=status or (), priority=priority, category=category, asset=asset,
-                                  overdue_at=time.time() if overdue else None, limit=limit, offset=offset)
+                                  assignee={"me": who.name, "none": None}.get(assignee or "", assignee),
+                                  unassigned=assignee == "none",
+                                  overdue_at=time.time() if overdue else None, callback_due=callback_due,
+                                  sort=sort, limit=limit, offset=offset)
         return {"items": [shown(t) for t in items], "total": total, "limit": limit, "offset": offset}
 
     @r.get("/tickets/{ticket_id}", dependencies=[maintenance], tags=["tickets"])
-    def get_ticket(ticket_id: int) -> dict[str, Any]:
+    def get_ticket(ticket_id: Id) -> dict[str, Any]:
         """One ticket with its whole timeline and callbacks."""
         try:
             return shown(store.get(ticket_id))
@@ -100,19 +124,35 @@ def ticket_routes(sv: Any) -> APIRouter:
 
     @r.post("/tickets", status_code=201, tags=["tickets"])
     def new_ticket(body: NewTicket, who: Reporter) -> dict[str, Any]:
-        """Report a problem by hand; naming an asset with a fault already ticketed adds to that ticket."""
+        """Report a problem by hand, with photos if any; naming an asset with a fault already ticketed adds
+        to that ticket."""
         asset = next((a for a in sv.site.assets if a.id == body.asset), None)
         if body.asset and asset is None:
-            raise HTTPException(422, f"no asset {body.asset!r} on this site")
+            raise HTTPException(422, f"asset: no asset {body.asset!r} on this site")
+        photos = decode_photos(body.photos)
+        problems = check_photos(photos)
+        if problems:
+            raise HTTPException(422, "photos: " + "; ".join(problems))
         t, what = store.open(subject=f"asset:{asset.id}" if asset else None, fault=body.fault,
                              priority=body.priority, title=body.title, at=time.time(), by=actor(who, body.by),
                              source="manual",
                              asset=asset.id if asset else None, category=asset.category if asset else None,
                              note=body.note)
+        if photos:
+            t = store.attach_photos(t["id"], photos, actor(who, body.by), time.time())
         return {**shown(t), "outcome": what}
 
+    @r.get("/tickets/{ticket_id}/photos/{entry}/{name}", response_class=FileResponse, dependencies=[maintenance],
+           tags=["tickets"])
+    def photo(ticket_id: Id, entry: Id, name: str) -> FileResponse:
+        """A photo of the problem, as named by the ticket's timeline (its ``photos`` entry)."""
+        path = store.photo_path(ticket_id, entry, name)
+        if path is None:
+            raise HTTPException(404, "no such photo")
+        return FileResponse(path)
+
     @r.post("/tickets/{ticket_id}/callbacks", status_code=201, tags=["tickets"])
-    def callback(ticket_id: int, body: Callback, who: Worker) -> dict[str, Any]:
+    def callback(ticket_id: Id, body: Callback, who: Worker) -> dict[str, Any]:
         try:
             return shown(store.add_callback(ticket_id, actor(who, body.by), body.channel, body.score, body.note,
                                             time.time()))
@@ -120,7 +160,7 @@ def ticket_routes(sv: Any) -> APIRouter:
             raise _fail(exc) from None
 
     @r.post("/tickets/{ticket_id}/{action}", tags=["tickets"])
-    def act(ticket_id: int, action: str, who: Worker, body: Action | None = None) -> dict[str, Any]:
+    def act(ticket_id: Id, action: str, who: Worker, body: Action | None = None) -> dict[str, Any]:
         """acknowledge, arrive, resolve, close, cancel, reopen or assign (with ``assignee``)."""
         if action not in ACTIONS:
             raise HTTPException(404, f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
@@ -133,7 +173,7 @@ def ticket_routes(sv: Any) -> APIRouter:
     @r.get("/assets", dependencies=[maintenance], tags=["assets"])
     def assets(category: str | None = None, state: Literal["intact", "faulty", "unknown"] | None = None,
                limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-               offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+               offset: Offset = 0) -> dict[str, Any]:
         """Every asset with its state now (intact, faulty, unknown) and confirmed faults."""
         items = [a for a in sv.monitor.states()
                  if (category is None or a["category"] == category) and (state is None or a["state"] == state)]
@@ -148,13 +188,13 @@ def ticket_routes(sv: Any) -> APIRouter:
         return {"asset": asset, "items": store.state_history(asset, since, until, limit)}
 
     @r.get("/webhooks", dependencies=[require("manager")], tags=["events"])
-    def webhooks() -> dict[str, Any]:
+    def webhooks(limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
         """Each configured hook: format, target (without its key), cursor, last success and error."""
-        return {"items": sv.webhooks.status()}
+        return paged(sv.webhooks.status(), limit, offset)
 
     @r.get("/webhooks/deliveries", dependencies=[require("manager")], tags=["events"])
-    def deliveries(hook: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    def deliveries(hook: str | None = None, limit: Limit = 100,
+                   offset: Offset = 0) -> dict[str, Any]:
         """The delivery log, newest first: every attempt with its HTTP status and the bot's answer."""
         return {"items": sv.webhooks.deliveries(hook, limit, offset), "limit": limit, "offset": offset}
 

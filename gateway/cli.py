@@ -63,6 +63,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     settings, site = _load(args.config)
+    from gateway.sensors import serial_modbus
+
+    if problems := serial_modbus.bus_problems(settings.serial, site.modbus, str(settings.site_file)):
+        raise ConfigError(problems)
     sys.stdout.write(
         f"configuration OK: site {settings.site}, {len(site.assets)} assets, "
         f"{len(site.checkpoints)} checkpoints, InfluxDB {settings.influx.api} at {settings.influx.url}\n"

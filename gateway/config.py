@@ -229,11 +229,12 @@ class KindSettings(_Section):
     debounce_s: float | None = Field(None, ge=0)
 
 
-SERIAL_MODES = ("nfc-lines", "json-lines")
+SERIAL_MODES = ("nfc-lines", "json-lines", "modbus-rtu")
 
 
 class SerialPortSettings(_Section):
-    """One serial port (CONTRACT.md "Serial"): a reader printing tag UIDs, or a concentrator printing JSON lines.
+    """One serial port (CONTRACT.md "Serial"): a reader printing tag UIDs, a concentrator printing JSON lines,
+    or an RS-485 bus of Modbus RTU slaves that the gateway polls (their register maps are in the site file).
 
     ``port`` is a device path, best a stable name that survives re-plugging
     (``/dev/serial/by-id/usb-...``), or a pyserial URL (``rfc2217://host:port``, ``socket://``).
@@ -241,7 +242,7 @@ class SerialPortSettings(_Section):
     """
 
     port: str
-    mode: Literal["nfc-lines", "json-lines"]
+    mode: Literal["nfc-lines", "json-lines", "modbus-rtu"]
     baudrate: int = Field(9600, gt=0, le=4_000_000)
     bytesize: Literal[5, 6, 7, 8] = 8
     parity: Literal["N", "E", "O", "M", "S"] = "N"
@@ -253,6 +254,14 @@ class SerialPortSettings(_Section):
     #: Seconds without a byte after which a line still missing its end is refused as partial
     #: (a reader cut off mid-line), so that it cannot swallow the next line.
     timeout: float = Field(1.0, gt=0, le=60)
+    #: The name of a modbus-rtu bus: the site file's [[modbus]] devices name it, and its fault ticket is
+    #: ``bus:<name>``.
+    bus: str | None = None
+    #: A modbus-rtu device that failed this many polls in a row is silent (probed with backoff); all of a
+    #: bus's devices silent is a bus fault.
+    silent_after: int = Field(3, ge=1, le=100)
+    #: The longest a silent modbus-rtu device waits between probes.
+    backoff_max_s: float = Field(60.0, gt=0, le=3600)
 
     @field_validator("port")
     @classmethod
@@ -264,8 +273,6 @@ class SerialPortSettings(_Section):
     @field_validator("mode", mode="before")
     @classmethod
     def _check_mode(cls, v: object) -> object:
-        if v == "modbus-rtu":
-            raise ValueError("modbus-rtu comes with issue 7 (supported now: nfc-lines, json-lines)")
         if v not in SERIAL_MODES:
             raise ValueError(f"must be one of {', '.join(SERIAL_MODES)}")
         return v
@@ -283,12 +290,24 @@ class SerialPortSettings(_Section):
             raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . - (it is the reader's id)")
         return v
 
+    @field_validator("bus")
+    @classmethod
+    def _check_bus(cls, v: str | None) -> str | None:
+        if v is not None and not SEGMENT.fullmatch(v):
+            raise ValueError("must be 1-64 of A-Z a-z 0-9 _ . - (the site file's devices name it)")
+        return v
+
     @model_validator(mode="after")
     def _check_reader_for_mode(self) -> SerialPortSettings:
         if self.mode == "nfc-lines" and self.reader is None:
             raise ValueError(f"port {self.port}: reader is required for mode nfc-lines (the id its taps are from)")
-        if self.mode == "json-lines" and self.reader is not None:
-            raise ValueError(f"port {self.port}: reader is only for mode nfc-lines (json-lines name their device)")
+        if self.mode != "nfc-lines" and self.reader is not None:
+            raise ValueError(f"port {self.port}: reader is only for mode nfc-lines ({self.mode} name their device)")
+        if self.mode == "modbus-rtu" and self.bus is None:
+            raise ValueError(f"port {self.port}: bus is required for mode modbus-rtu (the name the site file's "
+                             f"[[modbus]] devices give)")
+        if self.mode != "modbus-rtu" and self.bus is not None:
+            raise ValueError(f"port {self.port}: bus is only for mode modbus-rtu")
         return self
 
 
@@ -491,4 +510,12 @@ def _cross_checks(s: Settings) -> list[str]:
     ports = [p.port for p in s.serial]
     for port in sorted({p for p in ports if ports.count(p) > 1}):
         problems.append(f"serial: port {port} is configured {ports.count(port)} times (one [[serial]] per port)")
+    for p in s.serial:
+        if p.mode == "modbus-rtu" and p.silent_after > s.ingest.heartbeat_misses:
+            problems.append(f"serial: port {p.port}: silent_after must not exceed ingest.heartbeat_misses "
+                            f"({s.ingest.heartbeat_misses}), or a silent bus's devices open tickets of their own "
+                            f"before the bus's one")
+    buses = [p.bus for p in s.serial if p.bus]
+    for bus in sorted({b for b in buses if buses.count(b) > 1}):
+        problems.append(f"serial: bus {bus} is the name of {buses.count(bus)} ports (one name per bus)")
     return problems

@@ -60,9 +60,10 @@ def main() -> int:
         token = token_file.read_text().strip() if token_file.exists() else "(revoked: gateway token --new)"
         sys.stdout.write(
             f"\nDemo site running. Ctrl-C stops it.\n"
+            f"  pages:       http://{bind}/  (manager dashboard, maintenance queue, guard rounds, assets)\n"
             f"  health:      http://{bind}/api/v1/health\n"
-            f"  API docs:    http://{bind}/api/v1/docs\n"
-            f"  log in:      POST /api/v1/auth/login as admin, "
+            f"  API:         http://{bind}/api/v1/openapi.json (logged in)\n"
+            f"  log in:      as admin, "
             + (f"the one-time password in {one_time}\n" if one_time.exists() else "with the password you chose\n")
             + f"  devices:     curl -H 'Authorization: Bearer {token}' http://{bind}/api/v1/devices\n"
             f"  dead letters: curl -H 'Authorization: Bearer {token}' http://{bind}/api/v1/dead-letters\n"

@@ -60,6 +60,8 @@ class DeviceRegistry:
         self._db: sqlite3.Connection = connect(path, synchronous)
         self._db.executescript(SCHEMA)
         self.heartbeat_s = dict(heartbeat_s)
+        #: Devices with a heartbeat of their own, over their kind's: a polled Modbus device reports every poll.
+        self.device_heartbeat_s: dict[str, float] = {}
         self.misses = misses
         self.lock = threading.Lock()
         self._records: dict[str, DeviceRecord] = {}
@@ -122,7 +124,8 @@ class DeviceRegistry:
             for rec in self._records.values():
                 if not rec.online:
                     continue
-                limit = self.heartbeat_s.get(rec.kind, 3600.0) * self.misses
+                beat = self.device_heartbeat_s.get(rec.device) or self.heartbeat_s.get(rec.kind, 3600.0)
+                limit = beat * self.misses
                 if now - rec.last_seen > limit:
                     rec.online, rec.offline_reason, rec.status_at = False, "silent", now
                     self._dirty.add(rec.device)

@@ -31,6 +31,9 @@ _LOGGER = logging.getLogger(__name__)
 DEVICE_LOST = FaultSpec("device_lost", "general", "监测设备离线", "monitoring device lost", counts=False)
 #: Every lamp of a lighting circuit out at once (整路不亮): one emergency for the circuit (COMMITMENTS.md).
 CIRCUIT_DARK = FaultSpec("circuit_dark", "emergency", "整路路灯不亮", "whole lighting circuit dark")
+#: Every device of a Modbus RTU bus silent at once (a cut cable, an unplugged adapter): one ticket for the bus,
+#: in place of its devices' own; several assets lose monitoring at once, hence urgent.
+BUS_SILENT = FaultSpec("bus_silent", "urgent", "总线无响应", "serial bus silent", counts=False)
 
 
 @dataclass
@@ -57,6 +60,9 @@ class Monitor:
         self.dark: set[str] = set()  # circuits with a live circuit_dark ticket
         self.watch: dict[str, AssetWatch] = {}
         self.by_device: dict[str, str] = {}
+        self.bus_of: dict[str, str] = {}  # Modbus device -> its bus
+        self.silent_buses: set[str] = set()  # buses with a live bus_silent ticket
+        self.offline: set[str] = set()  # devices last known offline
 
     # -- set-up ---------------------------------------------------------------------------------
     def set_site(self, site: Site, online: Mapping[str, bool], now: float) -> list[tuple[float, str]]:
@@ -71,6 +77,9 @@ class Monitor:
             if a.circuit:
                 self.circuits.setdefault(a.circuit, []).append(a.id)
         self.dark = {c for c in self.circuits if self.store.live(f"circuit:{c}", CIRCUIT_DARK.code)}
+        self.bus_of = {d.device: d.bus for d in site.modbus}
+        self.silent_buses = {b for b in site.buses if self.store.live(f"bus:{b}", BUS_SILENT.code)}
+        self.offline = {d for d, up in online.items() if not up}
         ledger = self.store.current_states()
         lines: list[tuple[float, str]] = []
         with self.store.transaction():
@@ -204,15 +213,13 @@ class Monitor:
         with self.store.transaction():
             for t in transitions:
                 asset_id = self.by_device.get(t.device)
-                subject = f"device:{t.device}"
                 if not t.online:
-                    title = f"{t.device} {DEVICE_LOST.zh}（{'无心跳' if t.reason == 'silent' else '离线'}）"
-                    self.store.open(subject=subject, fault=DEVICE_LOST.code,
-                                    priority=self.priorities.get(DEVICE_LOST.code, DEVICE_LOST.priority),
-                                    title=title, at=t.at, by="sensor", source="device", asset=asset_id,
-                                    device=t.device, data={"reason": t.reason})
+                    self.offline.add(t.device)
+                    if self.bus_of.get(t.device) not in self.silent_buses:  # else the bus's ticket says it
+                        self._lost(t.device, t.at, t.reason)
                 else:
-                    self.store.fault_cleared(subject, DEVICE_LOST.code, t.at)
+                    self.offline.discard(t.device)
+                    self.store.fault_cleared(f"device:{t.device}", DEVICE_LOST.code, t.at)
                 if asset_id is None:
                     continue
                 w = self.watch[asset_id]
@@ -222,6 +229,44 @@ class Monitor:
                 if state != w.state:
                     lines += self._record(w, t.at, state, "device_online" if t.online else f"device_{t.reason}")
         return lines
+
+    def _lost(self, device: str, at: float, reason: str | None) -> None:
+        title = f"{device} {DEVICE_LOST.zh}（{'无心跳' if reason == 'silent' else '离线'}）"
+        self.store.open(subject=f"device:{device}", fault=DEVICE_LOST.code,
+                        priority=self.priorities.get(DEVICE_LOST.code, DEVICE_LOST.priority), title=title, at=at,
+                        by="sensor", source="device", asset=self.by_device.get(device), device=device,
+                        data={"reason": reason})
+
+    def bus(self, name: str, silent: bool, at: float, failing: Sequence[str] = (), port: str = "") -> None:
+        """Every device of a Modbus bus silent is one ticket (``bus:<name>``) that takes the place of its
+        devices' own ``device_lost`` tickets; when the bus answers again it clears, and a device that is
+        still lost (in ``failing`` and offline) gets its own ticket back. The assets go unknown (and come
+        back) through their devices' heartbeats, as always."""
+        subject = f"bus:{name}"
+        devices = sorted(d for d, b in self.bus_of.items() if b == name)
+        with self.store.transaction():
+            if silent and name not in self.silent_buses:
+                self.silent_buses.add(name)
+                ticket, _ = self.store.open(
+                    subject=subject, fault=BUS_SILENT.code,
+                    priority=self.priorities.get(BUS_SILENT.code, BUS_SILENT.priority),
+                    title=f"总线 {name} {BUS_SILENT.zh}（{len(devices)} 台设备）", at=at, by="sensor",
+                    source="device", data={"port": port, "devices": devices})
+                for d in devices:
+                    live = self.store.live(f"device:{d}", DEVICE_LOST.code)
+                    if live is not None:
+                        self.store.act(live["id"], "cancel", "sensor", at,
+                                       f"the whole bus {name} is silent: ticket {ticket['id']} takes its place")
+                _LOGGER.warning("bus %s (%s) silent: one %s ticket for its %d devices", name, port,
+                                BUS_SILENT.code, len(devices))
+            elif not silent and name in self.silent_buses:
+                self.silent_buses.discard(name)
+                self.store.fault_cleared(subject, BUS_SILENT.code, at)
+                for d in failing:
+                    if d in self.offline and self.bus_of.get(d) == name:
+                        self._lost(d, at, "silent")
+                _LOGGER.info("bus %s (%s) answers again%s", name, port,
+                             f"; still lost: {', '.join(failing)}" if failing else "")
 
     def set_state(self, asset: str, at: float, state: str, faults: Sequence[str], cause: str
                   ) -> list[tuple[float, str]]:

@@ -49,6 +49,7 @@ from gateway.ingest import Ingestor, Message
 from gateway.metrics import Metrics
 from gateway.monitor import Monitor
 from gateway.outbox import DeadLetter, Outbox
+from gateway.sensors import serial_modbus
 from gateway.sensors.base import Reading
 from gateway.sensors.checkpoint import Tap
 from gateway.sensors.mqtt import Inbound
@@ -258,6 +259,7 @@ class Replay:
                            s.ingest.dead_letter_keep)
         self.registry = DeviceRegistry(self.data_dir / "gateway.db", heartbeats(s), s.ingest.heartbeat_misses,
                                        synchronous="normal")
+        self.registry.device_heartbeat_s = serial_modbus.heartbeats(site.modbus)  # a bus's poll cadence
         self.ingestor = (Ingestor if self.influx else LinelessIngestor)(s, site, self.outbox, self.registry,
                                                                         self.metrics)
         self.ingestor.load_seen(now)

@@ -21,6 +21,7 @@ from gateway.auth import ONE_TIME_FILE, AuthStore, first_admin, installer_token
 from gateway.commitments.monthly import Commitments
 from gateway.config import ConfigError, Settings
 from gateway.devices import DeviceRegistry, Transition
+from gateway.history import History
 from gateway.influx import Forwarder, make_writer
 from gateway.ingest import Ingestor, Message, classify_topic
 from gateway.inspections.checkpoints import CheckpointEdits
@@ -30,10 +31,12 @@ from gateway.inspections.taps import TapLog
 from gateway.metrics import Metrics
 from gateway.monitor import Monitor
 from gateway.outbox import Outbox
-from gateway.sensors import KINDS
+from gateway.sensors import KINDS, serial_modbus
 from gateway.sensors.base import Debounce
 from gateway.sensors.mqtt import Inbound, MqttTransport
 from gateway.sensors.serial import SerialReader, register_metrics
+from gateway.sensors.serial_modbus import BusStatus, ModbusReader, register_modbus_metrics
+from gateway.sensors.serial_port import PortOwner
 from gateway.site import Site, load_site
 from gateway.tickets import TicketStore
 from gateway.webhooks import WebhookDispatcher
@@ -61,10 +64,11 @@ class Services:
     api_token: str  # the installer's bootstrap token ("" once revoked)
     auth: AuthStore | None = None  # users, sessions and tokens (set by build: the API needs it)
     reload_site: Callable[[], list[str]] | None = None  # set by the Gateway: re-read the site file
-    serial: list[SerialReader] = field(default_factory=list)  # set by the Gateway: one reader per port
+    serial: list[PortOwner] = field(default_factory=list)  # set by the Gateway: one reader (or bus) per port
     fieldwork: Field | None = None  # patrols and inspections
     inspections: Inspections | None = None
     checkpoints: CheckpointEdits | None = None
+    history: History | None = None  # readings for charts, read back from InfluxDB
     ledger_lines: list[tuple[float, str]] = field(default_factory=list)
     #: Set by the Gateway: run a function in the ingest thread (which owns the monitor) and wait for it;
     #: hand it messages (a phone's taps); have it apply a changed site (checkpoints edited).
@@ -73,6 +77,7 @@ class Services:
     apply_site: Callable[[Site], None] | None = None
     started_at: float = field(default_factory=time.time)
     failed: threading.Event = field(default_factory=threading.Event)
+    stopping: threading.Event = field(default_factory=threading.Event)  # open event streams end on it
 
 
 def open_auth(settings: Settings) -> tuple[AuthStore, str]:
@@ -101,6 +106,8 @@ def debounces(settings: Settings) -> dict[str, Debounce]:
 
 
 def build(settings: Settings, site: Site) -> Services:
+    if problems := serial_modbus.bus_problems(settings.serial, site.modbus, str(settings.site_file)):
+        raise ConfigError(problems)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     auth, token = open_auth(settings)
     edits = CheckpointEdits(settings.data_dir / "gateway.db")
@@ -109,6 +116,7 @@ def build(settings: Settings, site: Site) -> Services:
     outbox = Outbox(settings.data_dir / "outbox.db", int(settings.outbox.max_mb * 1e6), settings.outbox.synchronous,
                     settings.ingest.dead_letter_keep)
     registry = DeviceRegistry(settings.data_dir / "gateway.db", heartbeats(settings), settings.ingest.heartbeat_misses)
+    registry.device_heartbeat_s = serial_modbus.heartbeats(site.modbus)
     ingestor = Ingestor(settings, site, outbox, registry, metrics)
     ingestor.load_seen(time.time())
     tickets = TicketStore(settings.data_dir / "gateway.db", site.tz, site.sla, site.callbacks,
@@ -138,7 +146,8 @@ def build(settings: Settings, site: Site) -> Services:
     ledger_lines.clear()
     return Services(settings, site, outbox, registry, metrics, ingestor, transport, forwarder, tickets, monitor,
                     webhooks, commitments, token, auth, fieldwork=field_, inspections=inspections,
-                    checkpoints=edits, ledger_lines=ledger_lines)
+                    checkpoints=edits, ledger_lines=ledger_lines,
+                    history=History(settings.influx))
 
 
 def _api_user(source: str) -> str | None:
@@ -222,6 +231,11 @@ class IngestLoop:
             self.sv.outbox.commit(lines, [], [])
             self.relay.pump()
 
+    def post(self, fn: Callable[[], object]) -> None:
+        """Any thread: run ``fn`` in the ingest thread soon, without waiting for it (a bus gone silent)."""
+        self.calls.append((fn, Future()))
+        self.sv.transport.wake()
+
     def submit(self, messages: list[Message]) -> None:
         """Any thread: a batch for the ingest thread, which wakes for it."""
         if messages:
@@ -275,6 +289,10 @@ class IngestLoop:
         if sv.fieldwork is not None:
             sv.fieldwork.set_site(site, time.time())
         sv.ingestor.set_site(site)
+        sv.registry.device_heartbeat_s = serial_modbus.heartbeats(site.modbus)
+        for reader in sv.serial:
+            if isinstance(reader, ModbusReader):
+                reader.set_devices(site.buses.get(reader.bus, ()))
         sv.outbox.commit(sv.monitor.set_site(site, sv.registry.online(), time.time()), [], [])
 
     def tick(self, now: float) -> None:
@@ -334,8 +352,11 @@ class Gateway:
         services.ingest_submit = self.ingest.submit
         services.apply_site = self._apply_site
         self._stop_api: Callable[[], None] | None = None
-        services.serial = [SerialReader(p, self.ingest.submit) for p in services.settings.serial]
+        services.serial = [ModbusReader(p, services.site.buses.get(p.bus or "", ()), self.ingest.submit, self._bus)
+                           if p.mode == "modbus-rtu" else SerialReader(p, self.ingest.submit)
+                           for p in services.settings.serial]
         register_metrics(services.metrics, services.serial)
+        register_modbus_metrics(services.metrics, services.serial)
 
     def start(self) -> None:
         self.sv.forwarder.start()
@@ -346,6 +367,11 @@ class Gateway:
             reader.start(lambda name, target: Supervised(name, target, self.sv.failed))
         if self._serve_api:
             self._stop_api = self._serve_api(self.sv)
+
+    def _bus(self, status: BusStatus) -> None:
+        """A bus's thread: the monitor (the ingest thread's) hears that a whole bus went silent or is back."""
+        self.ingest.post(lambda: self.sv.monitor.bus(status.bus, status.silent, status.at, status.failing,
+                                                     status.port))
 
     def _apply_site(self, site: Site) -> None:
         self.ingest.new_site = site
@@ -364,6 +390,8 @@ class Gateway:
 
         try:
             site = load_site(path)
+            if problems := serial_modbus.bus_problems(self.sv.settings.serial, site.modbus, str(path)):
+                raise ConfigError(problems)
         except ConfigError as exc:
             for p in exc.problems:
                 _LOGGER.error("site file not reloaded: %s", p)

@@ -26,6 +26,7 @@ from gateway.inspections.model import (
 from gateway.inspections.plans import Plan, load_plans, override_problems
 from gateway.sensors import KINDS, check_asset_kind, check_category
 from gateway.sensors.checkpoint import normalize_tag
+from gateway.sensors.modbus_site import ModbusDeviceModel
 from gateway.sensors.sun import parse_schedule
 from gateway.sla import PRIORITIES, SlaRule, SlaRuleSettings, callback_table, sla_table
 
@@ -136,6 +137,7 @@ class SiteModel(_Model):
     schedules: list[ScheduleModel] = []
     patrol: PatrolSettings = PatrolSettings()
     plans: dict[str, Any] = {}  # inspection plan overrides (gateway.inspections.plans)
+    modbus: list[ModbusDeviceModel] = []  # slaves on Modbus RTU buses and their register maps
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +168,19 @@ class Site:
     schedules: tuple[ScheduleModel, ...]
     patrol: PatrolSettings
     plans: dict[str, Plan]
+    modbus: tuple[ModbusDeviceModel, ...] = ()
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.info.timezone)
+
+    @property
+    def buses(self) -> dict[str, tuple[ModbusDeviceModel, ...]]:
+        """The Modbus devices of each bus named in the site file, in file order."""
+        out: dict[str, list[ModbusDeviceModel]] = {}
+        for d in self.modbus:
+            out.setdefault(d.bus, []).append(d)
+        return {bus: tuple(devices) for bus, devices in out.items()}
 
     @classmethod
     def empty(cls) -> Site:
@@ -182,7 +193,7 @@ class Site:
         return cls(m.site, tuple(m.assets), tuple(m.checkpoints), bindings, tags, m.faults, sla_table(m.sla),
                    callback_table(m.callbacks_h), m.tickets,
                    load_catalogue() if commitments is None else commitments, tuple(m.guards), tuple(m.readers),
-                   *_patrols(m), m.patrol, load_plans(m.plans))
+                   *_patrols(m), m.patrol, load_plans(m.plans), tuple(m.modbus))
 
 
 def _patrols(m: SiteModel) -> tuple[tuple[RouteModel, ...], tuple[ScheduleModel, ...]]:
@@ -229,7 +240,7 @@ def _cross_checks(m: SiteModel, source: str, raw: dict[str, Any] | None = None) 
                 if key not in known:
                     problems.append(f"{source}: assets.{position('assets', a.id, i)}.{section}.{key}: unknown "
                                     f"for {a.kind or a.category} (known: {', '.join(sorted(known))})")
-    codes = {c for k in KINDS.values() for c in k.faults} | {"device_lost", "circuit_dark"}
+    codes = {c for k in KINDS.values() for c in k.faults} | {"device_lost", "circuit_dark", "bus_silent"}
     for code in m.faults:
         if code not in codes:
             problems.append(f"{source}: faults.{code}: unknown fault (known: {', '.join(sorted(codes))})")
@@ -238,6 +249,7 @@ def _cross_checks(m: SiteModel, source: str, raw: dict[str, Any] | None = None) 
             if key not in PRIORITIES:
                 problems.append(f"{source}: {section}.{key}: unknown priority (known: {', '.join(PRIORITIES)})")
     problems += override_problems(m.plans, source)
+    problems += _modbus_checks(m, source)
     checkpoint_ids = {c.id for c in m.checkpoints}
     for what, ids in (("guard id", [g.id for g in m.guards]), ("guard badge", [g.badge for g in m.guards if g.badge]),
                       ("reader id", [r.id for r in m.readers]), ("route id", [r.id for r in m.routes])):
@@ -261,6 +273,23 @@ def _cross_checks(m: SiteModel, source: str, raw: dict[str, Any] | None = None) 
         if c.asset and c.asset not in asset_ids:
             at = position("checkpoints", c.id, i)
             problems.append(f"{source}: checkpoints.{at}.asset: no asset {c.asset!r} in this file")
+    return problems
+
+
+def _modbus_checks(m: SiteModel, source: str) -> list[str]:
+    """Modbus devices are unique, one per slave address of a bus, and report as the asset they are bound to."""
+    problems = []
+    for what, ids in (("modbus device", [d.device for d in m.modbus]),
+                      ("modbus unit", [f"{d.unit} on bus {d.bus}" for d in m.modbus])):
+        for value, n in Counter(ids).items():
+            if n > 1:
+                problems.append(f"{source}: {what} {value} appears {n} times (must be unique)")
+    kinds = {a.device: (a.id, a.kind) for a in m.assets if a.device}
+    for i, d in enumerate(m.modbus):
+        asset, kind = kinds.get(d.device, (None, None))
+        if asset is not None and kind is not None and kind != d.kind:
+            problems.append(f"{source}: modbus.{i}.kind: {d.device} reports as {d.kind}, but asset {asset} it is "
+                            f"bound to is a {kind}")
     return problems
 
 

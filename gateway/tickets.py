@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from gateway import events, sla
 from gateway.outbox import Transactions, connect
+from gateway.photos import check_photos, save_photos
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,6 +60,11 @@ CREATE TABLE IF NOT EXISTS asset_states (
     cause TEXT NOT NULL, device TEXT, reading_ts REAL);
 CREATE INDEX IF NOT EXISTS asset_states_asset ON asset_states (asset, at);
 """
+
+#: The earliest deadline a live ticket has still to meet (SQLite's scalar min; none sorts last).
+_NEXT_DEADLINE = ("min(coalesce(CASE WHEN acknowledged_at IS NULL THEN respond_by END, 9e18), "
+                  "coalesce(CASE WHEN on_site_at IS NULL THEN arrive_by END, 9e18), "
+                  "coalesce(CASE WHEN resolved_at IS NULL THEN resolve_by END, 9e18))")
 
 #: action -> (statuses it applies to, status after it); ``None`` keeps the status.
 ACTIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
@@ -97,6 +104,7 @@ class TicketStore:
         self.sla_table = sla_table
         self.callbacks = callbacks
         self.self_cleared = self_cleared
+        self.photos_dir = Path(path).parent / "photos" / "tickets"
         self._lock = threading.RLock()
         self.transaction = Transactions(self.db, self._lock)
 
@@ -131,28 +139,69 @@ class TicketStore:
                                    "('closed', 'cancelled')", (subject, fault)).fetchone()
 
     def list(self, *, status: Sequence[str] = (), priority: str | None = None, category: str | None = None,
-             asset: str | None = None, overdue_at: float | None = None, limit: int = 100, offset: int = 0
+             asset: str | None = None, assignee: str | None = None, unassigned: bool = False,
+             overdue_at: float | None = None,
+             callback_due: bool = False, sort: str = "newest", limit: int = 100, offset: int = 0
              ) -> tuple[list[dict[str, Any]], int]:
-        """Newest first; ``overdue_at`` keeps live tickets with a deadline passed at that time."""
+        """Newest first, or by the next deadline still to meet (``sort="deadline"``, none last);
+        ``overdue_at`` keeps live tickets with a deadline passed at that time; ``callback_due`` keeps
+        closed tickets whose owner has not been called back yet, the longest waiting first."""
         where, args = [], []
         if status:
             where.append(f"status IN ({','.join('?' * len(status))})")
             args += list(status)
-        for column, value in (("priority", priority), ("category", category), ("asset", asset)):
+        for column, value in (("priority", priority), ("category", category), ("asset", asset),
+                              ("assignee", assignee)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        if unassigned:
+            where.append("assignee IS NULL")
         if overdue_at is not None:
             where.append("status IN ('open', 'acknowledged', 'on_site') AND ("
                          "(acknowledged_at IS NULL AND respond_by < ?) OR "
                          "(on_site_at IS NULL AND arrive_by < ?) OR (resolved_at IS NULL AND resolve_by < ?))")
             args += [overdue_at] * 3
+        if callback_due:
+            where.append("status = 'closed' AND callback_due IS NOT NULL AND NOT EXISTS "
+                         "(SELECT 1 FROM callbacks c WHERE c.ticket = tickets.id)")
         sql = " WHERE " + " AND ".join(where) if where else ""
+        order = {"newest": "id DESC", "deadline": f"{_NEXT_DEADLINE}, id",
+                 "callback": "callback_due, id"}["callback" if callback_due and sort == "newest" else sort]
         with self._lock:
             total = self.db.execute(f"SELECT count(*) AS n FROM tickets{sql}", args).fetchone()["n"]
-            rows = self.db.execute(f"SELECT * FROM tickets{sql} ORDER BY id DESC LIMIT ? OFFSET ?",
+            rows = self.db.execute(f"SELECT * FROM tickets{sql} ORDER BY {order} LIMIT ? OFFSET ?",
                                    [*args, limit, offset]).fetchall()
         return [self._public(r) for r in rows], total
+
+    def attach_photos(self, ticket_id: int, photos: Sequence[bytes], by: str, at: float) -> dict[str, Any]:
+        """Photos of the problem (a guard's report), checked like an inspection's and kept under
+        ``photos/tickets/<log entry>/``; the timeline's ``photos`` entry names them."""
+        problems = check_photos(photos)
+        if problems:
+            raise TicketError("invalid", "; ".join(problems))
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM tickets WHERE id = ?", (ticket_id,)).fetchone() is None:
+                raise TicketError("not_found", f"no ticket {ticket_id}")
+            entry = self._log(db, ticket_id, at, "photos", by)
+            folder = self.photos_dir / str(entry)
+            stored = save_photos(folder, photos)
+            try:
+                db.execute("UPDATE ticket_log SET data = ? WHERE id = ?",
+                           (json.dumps({"entry": entry, "photos": stored}), entry))
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+        return self.get(ticket_id)
+
+    def photo_path(self, ticket_id: int, entry: int, name: str) -> Path | None:
+        """One stored photo, by the timeline entry that names it (nothing outside its folder)."""
+        with self._lock:
+            row = self.db.execute("SELECT data FROM ticket_log WHERE id = ? AND ticket = ? AND action = 'photos'",
+                                  (entry, ticket_id)).fetchone()
+        if row is None or name not in {p["name"] for p in json.loads(row["data"]).get("photos", [])}:
+            return None
+        return self.photos_dir / str(entry) / name
 
     # -- opening --------------------------------------------------------------------------------
     def open(self, *, subject: str | None, fault: str, priority: str, title: str, at: float, by: str,
@@ -269,6 +318,8 @@ class TicketStore:
                 if action in ("arrive", "resolve") and t["acknowledged_at"] is None:  # acting answers the call
                     db.execute("UPDATE tickets SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ?",
                                (at, by, ticket_id))
+                if action in ("acknowledge", "arrive", "resolve") and t["assignee"] is None:  # 接单: it is his now
+                    db.execute("UPDATE tickets SET assignee = ? WHERE id = ?", (by, ticket_id))
             self._log(db, ticket_id, at, action, by, note, {"assignee": assignee} if assignee else None)
             ticket = self.get(ticket_id)
             self._event(db, f"ticket.{action}", ticket, at, note)
@@ -377,9 +428,10 @@ class TicketStore:
 
     # -- helpers --------------------------------------------------------------------------------
     def _log(self, db: sqlite3.Connection, ticket_id: int, at: float, action: str, by: str, note: str = "",
-             data: Mapping[str, Any] | None = None) -> None:
-        db.execute("INSERT INTO ticket_log (ticket, at, action, by, note, data) VALUES (?, ?, ?, ?, ?, ?)",
-                   (ticket_id, at, action, by, note, json.dumps(data or {}, ensure_ascii=False, default=str)))
+             data: Mapping[str, Any] | None = None) -> int:
+        return db.execute("INSERT INTO ticket_log (ticket, at, action, by, note, data) VALUES (?, ?, ?, ?, ?, ?)",
+                   (ticket_id, at, action, by, note, json.dumps(data or {}, ensure_ascii=False, default=str))
+                          ).lastrowid or 0
 
     def _event(self, db: sqlite3.Connection, type_: str, t: Mapping[str, Any], at: float, note: str = "",
                extra: Mapping[str, Any] | None = None) -> None:

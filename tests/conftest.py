@@ -281,3 +281,32 @@ def secure_mosquitto(tmp_path: Path, site_tls: dict[str, Path]) -> Iterator[Mosq
     ]).start()
     yield server
     server.stop()
+
+
+CHROMIUM = Path(os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium"))
+#: Headless as root, and quiet: no call home (the test network is closed, like a site's LAN).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[Callable[..., object]]:
+    """Browser contexts (Playwright's sync API) on the system's Chromium, each with a fresh profile
+    folder, all closed at the end. Missing Chromium fails the test: the pages would be untested."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) "
+                    "or point TEST_CHROMIUM at a Chromium binary; the browser tests need it")
+    from playwright.sync_api import sync_playwright  # only the browser tests need it installed
+
+    contexts: list[object] = []
+    with sync_playwright() as p:
+        def launch(**options: object) -> object:
+            profile = tmp_path / f"chromium-profile-{len(contexts)}"
+            context = p.chromium.launch_persistent_context(profile, executable_path=str(CHROMIUM), headless=True,
+                                                           args=CHROMIUM_ARGS, **options)
+            contexts.append(context)
+            return context
+
+        yield launch
+        for context in contexts:
+            context.close()  # type: ignore[attr-defined]

@@ -171,3 +171,92 @@ def test_debounce_is_per_kind_and_configurable(tmp_path: Path, store: TicketStor
     m.set_site(site(tmp_path), {}, T0)
     m.observe([("fire_extinguisher", reading({"pressure_mpa": 0.5}, "ext-1", T0))])
     assert [t["fault"] for t in store.list()[0]] == ["pressure_low"], "opens on the first failing reading"
+
+
+BUS_SITE = """
+[[assets]]
+id = "W-1"
+category = "drainage"
+kind = "drain_level"
+device = "well-1"
+
+[[assets]]
+id = "H-1"
+category = "fire"
+kind = "fire_hydrant"
+device = "hyd-1"
+
+[[assets]]
+id = "FE-1"
+category = "fire"
+kind = "fire_extinguisher"
+device = "ext-1"
+
+[[modbus]]
+device = "well-1"
+bus = "pump-room"
+kind = "drain_level"
+unit = 1
+registers = [{ address = 0, scale = 0.001, field = "level_m" }]
+
+[[modbus]]
+device = "hyd-1"
+bus = "pump-room"
+kind = "fire_hydrant"
+unit = 2
+registers = [{ address = 0, scale = 0.01, field = "pressure_mpa" }]
+"""
+
+
+def live(store: TicketStore) -> list[tuple[str, str, str]]:
+    return sorted((t["subject"], t["fault"], t["status"]) for t in store.list(status=("open", "acknowledged"))[0])
+
+
+def lost(device: str, kind: str, at: float) -> Transition:
+    return Transition(device, kind, False, "silent", at)
+
+
+def test_a_silent_bus_is_one_ticket_in_place_of_its_devices(tmp_path: Path, store: TicketStore):
+    m = Monitor(store, "s")
+    m.set_site(site(tmp_path, BUS_SITE), {}, T0)
+    m.observe([("drain_level", reading({"level_m": 0.2}, "well-1", T0)),
+               ("fire_hydrant", reading({"pressure_mpa": 0.3}, "hyd-1", T0))])
+    m.devices([lost("well-1", "drain_level", T0 + 100)])  # one device lost before the bus is found silent
+    assert live(store) == [("device:well-1", "device_lost", "open")]
+    m.bus("pump-room", True, T0 + 101, ("well-1", "hyd-1"), "/dev/serial/by-id/usb-rs485")
+    [bus] = store.list(status=("open",))[0]
+    assert (bus["subject"], bus["fault"], bus["priority"], bus["asset"]) == ("bus:pump-room", "bus_silent", "urgent",
+                                                                              None)
+    assert bus["title"] == "总线 pump-room 总线无响应（2 台设备）"
+    cancelled = store.list(status=("cancelled",))[0]
+    assert [t["subject"] for t in cancelled] == ["device:well-1"], "the bus's ticket takes its place"
+    m.devices([lost("hyd-1", "fire_hydrant", T0 + 102)])  # lost on a silent bus: no ticket of its own
+    m.bus("pump-room", True, T0 + 103, ("well-1", "hyd-1"))  # said again: nothing new
+    assert live(store) == [("bus:pump-room", "bus_silent", "open")]
+    assert store.get(bus["id"])["occurrences"] == 1
+    assert {a: s["state"] for a, s in store.current_states().items()} == {"W-1": "unknown", "H-1": "unknown",
+                                                                          "FE-1": "unknown"}
+    m.devices([lost("ext-1", "fire_extinguisher", T0 + 104)])  # not on the bus: a ticket of its own
+    assert ("device:ext-1", "device_lost", "open") in live(store)
+    m.bus("pump-room", False, T0 + 200, ("hyd-1",))  # well-1 answers again, hyd-1 still does not
+    assert store.get(bus["id"])["self_cleared"] is True
+    assert live(store) == [("bus:pump-room", "bus_silent", "open"), ("device:ext-1", "device_lost", "open"),
+                           ("device:hyd-1", "device_lost", "open")]
+    m.devices([Transition("well-1", "drain_level", True, "reading", T0 + 201)])
+    assert store.current_states()["W-1"]["state"] == "intact"
+
+
+def test_a_silent_bus_survives_a_restart_without_a_second_ticket(tmp_path: Path, store: TicketStore):
+    m = Monitor(store, "s")
+    m.set_site(site(tmp_path, BUS_SITE), {}, T0)
+    m.bus("pump-room", True, T0 + 100, ("well-1", "hyd-1"))
+    again = Monitor(store, "s")
+    again.set_site(site(tmp_path, BUS_SITE), {"well-1": False, "hyd-1": True}, T0 + 200)
+    again.bus("pump-room", True, T0 + 300, ("well-1", "hyd-1"))
+    again.devices([lost("hyd-1", "fire_hydrant", T0 + 301)])
+    assert live(store) == [("bus:pump-room", "bus_silent", "open")]
+    [t] = store.list(status=("open",))[0]
+    assert t["occurrences"] == 1
+    again.bus("pump-room", False, T0 + 400, ("well-1", "hyd-1"))
+    assert live(store) == [("bus:pump-room", "bus_silent", "open"), ("device:hyd-1", "device_lost", "open"),
+                           ("device:well-1", "device_lost", "open")], "lost before the restart, still lost"

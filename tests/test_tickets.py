@@ -249,7 +249,7 @@ def test_transition(store: TicketStore, status: str, action: str, expected: str)
         assert e.value.code == "conflict"
         after = store.get(t["id"])
         assert after["status"] == status and len(after["timeline"]) == before_log
-        assert after["assignee"] is None
+        assert after["assignee"] == t["assignee"]  # whoever took it before (接单), unchanged
         assert store.newest_event_id() == before_events  # rolled back with the transaction
         return
     after = store.act(t["id"], action, "王经理", when, note="好的", assignee="赵师傅" if action == "assign" else None)
@@ -259,6 +259,8 @@ def test_transition(store: TicketStore, status: str, action: str, expected: str)
     assert store.newest_event_id() > before_events
     if action == "assign":
         assert after["assignee"] == "赵师傅" and entry["data"] == {"assignee": "赵师傅"}
+    elif action in ("acknowledge", "arrive", "resolve"):  # the first to act on it takes it; a taker keeps it
+        assert after["assignee"] == (t["assignee"] or "王经理")
     column = {"acknowledge": "acknowledged", "arrive": "on_site", "resolve": "resolved", "close": "closed",
               "cancel": "cancelled"}.get(action)
     if column:

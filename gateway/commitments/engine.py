@@ -42,10 +42,12 @@ def _intact(c: Commitment, data: SiteData, index: intact.LedgerIndex, period: Pe
     if now > period.start:  # what happened so far: the time after ``now`` of a running period is not counted
         seen = Period(period.start, min(now, period.end))
         rate = intact.period_rate(assets, index, seen)
-        low = intact.lowest_daily(assets, index, seen, tz)
+        days = intact.daily(assets, index, seen, tz)
+        low = intact.lowest_of(days)
         worst = intact.ranking(assets, index, seen, 10)
     else:  # a period still to come: no figure yet
         rate, low, worst = intact.PeriodRate(period, 0.0, 0.0, 0.0, Ratio(0, 0), Ratio(0, 0)), None, []
+        days = []
     detail: dict[str, Any] = {
         "assets": len(assets), "known_only": _ratio(rate.known),
         "seconds": {"intact": rate.intact_s, "faulty": rate.faulty_s, "unknown": rate.unknown_s},
@@ -54,6 +56,7 @@ def _intact(c: Commitment, data: SiteData, index: intact.LedgerIndex, period: Pe
         "lowest_daily": None if low is None or low.lowest is None else {
             "day": low.day.isoformat(), "at": low.lowest.at, "strict": _ratio(low.lowest.strict)},
         "ranking": [[a, s] for a, s in worst],
+        "daily": [[d.day.isoformat(), d.strict.value] for d in days],  # time-weighted, per local day: the chart
     }
     if period.start <= now < period.end:
         f = intact.forecast(assets, index, period, now, c.target)

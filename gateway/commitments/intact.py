@@ -413,9 +413,14 @@ def daily(assets: Iterable[str], ledger: LedgerLike, period: Period, tz: tzinfo)
 def lowest_daily(assets: Iterable[str], ledger: LedgerLike, period: Period, tz: tzinfo) -> DayFigure | None:
     """The day whose lowest snapshot is the lowest of the period (ties: the earliest day);
     ``None`` if no asset was in service at any instant of it."""
+    return lowest_of(daily(assets, ledger, period, tz))
+
+
+def lowest_of(days: Iterable[DayFigure]) -> DayFigure | None:
+    """:func:`lowest_daily` over days already computed (the engine also charts them)."""
     worst: DayFigure | None = None
     worst_low: Ratio | None = None
-    for fig in daily(assets, ledger, period, tz):
+    for fig in days:
         if fig.lowest is not None and (worst_low is None or _below(fig.lowest.strict, worst_low)):
             worst, worst_low = fig, fig.lowest.strict
     return worst

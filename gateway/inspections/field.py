@@ -112,7 +112,8 @@ class Field:
             _LOGGER.warning("asset %s: %s inspection overdue", o.asset, o.plan)
 
     def rounds(self, now: float) -> list[dict[str, Any]]:
-        return [_round_json(r) for r in self.patrols.rounds(now)]
+        names = {r.id: r.name or r.id for r in self.site.routes}
+        return [{**_round_json(r), "route_name": names.get(r.route, r.route)} for r in self.patrols.rounds(now)]
 
     # -- internals --------------------------------------------------------------------------------
     def _tell(self, told: list[patrol.Event]) -> None:

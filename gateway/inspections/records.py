@@ -23,11 +23,9 @@ A cleanout plan's record changes no ledger state and counts as done only when ev
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import sqlite3
 import threading
@@ -42,14 +40,13 @@ from gateway import events
 from gateway.commitments.model import Period, Ratio
 from gateway.inspections.plans import DEFAULT_PLANS, HALF_YEAR_S, DueState, Plan, count_days, due
 from gateway.outbox import Transactions, connect
+from gateway.photos import check_photos, save_photos
 from gateway.rules import FAULTY, INTACT, UNKNOWN
 from gateway.site import AssetModel
 from gateway.tickets import TicketStore
 
 _LOGGER = logging.getLogger(__name__)
 
-MAX_PHOTO_BYTES = 2 * 1024 * 1024  # 2 MB a photo
-MAX_PHOTOS = 5  # photos an inspection
 RESULTS = ("pass", "fail")
 FAULT_PREFIX = "inspection."
 
@@ -69,14 +66,6 @@ CREATE TABLE IF NOT EXISTS inspection_overdue (
 #: ``set_state(asset, at, state, faults, cause)``: the monitor's way of writing the asset ledger.
 SetState = Callable[[str, float, str, Sequence[str], str], None]
 
-#: Image types by their first bytes (the extension a phone gives a file proves nothing).
-_MAGIC: tuple[tuple[str, str, Callable[[bytes], bool]], ...] = (
-    ("image/jpeg", "jpg", lambda b: b[:3] == b"\xff\xd8\xff"),
-    ("image/png", "png", lambda b: b[:8] == b"\x89PNG\r\n\x1a\n"),
-    ("image/webp", "webp", lambda b: b[:4] == b"RIFF" and b[8:12] == b"WEBP"),
-)
-
-
 class InspectionError(ValueError):
     """A record that cannot be accepted; ``code`` is the API error code, ``problems`` one line each."""
 
@@ -84,30 +73,6 @@ class InspectionError(ValueError):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("; ".join(self.problems))
         self.code = code
-
-
-def image_type(data: bytes) -> tuple[str, str] | None:
-    """(MIME type, extension) of a JPEG, PNG or WebP by its magic bytes; None for anything else."""
-    for mime, ext, test in _MAGIC:
-        if test(data):
-            return mime, ext
-    return None
-
-
-def check_photos(photos: Sequence[bytes]) -> list[str]:
-    """Every problem with an inspection's photos, one line each (nothing: they may be stored)."""
-    problems = []
-    if len(photos) > MAX_PHOTOS:
-        problems.append(f"{len(photos)} photos: at most {MAX_PHOTOS} an inspection")
-    for i, p in enumerate(photos, 1):
-        if not isinstance(p, bytes | bytearray | memoryview):
-            problems.append(f"photo {i}: not a file's bytes")
-            continue
-        if len(p) > MAX_PHOTO_BYTES:
-            problems.append(f"photo {i}: {len(p)} bytes, over the limit of {MAX_PHOTO_BYTES} (2 MB)")
-        if image_type(bytes(p[:12])) is None:
-            problems.append(f"photo {i}: not a JPEG, PNG or WebP image")
-    return problems
 
 
 def _row(cur: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -156,27 +121,7 @@ class InspectionStore:
         return record
 
     def _save_photos(self, inspection_id: int, photos: Sequence[bytes]) -> list[dict[str, Any]]:
-        """Written (and synced) before the record commits; a folder left by a record that never
-        committed carries the id the next record gets, so it is emptied first."""
-        folder = self.photos_dir / str(inspection_id)
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        stored = []
-        try:
-            for i, p in enumerate(photos, 1):
-                data = bytes(p)
-                mime, ext = image_type(data[:12]) or ("", "")
-                name = f"{i}.{ext}"
-                with open(folder / name, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                stored.append({"name": name, "type": mime, "bytes": len(data),
-                               "sha256": hashlib.sha256(data).hexdigest()})
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        return stored
+        return save_photos(self.photos_dir / str(inspection_id), photos)
 
     def photo_path(self, inspection_id: int, name: str) -> Path | None:
         """The file of one stored photo (names are the record's own: nothing outside its folder)."""

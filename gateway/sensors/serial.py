@@ -10,14 +10,9 @@ that is not a UID, bad JSON) becomes a message whose ``problem`` says why, with 
 as its ``source``: the ingestor dead-letters it like a bad MQTT payload.
 
 A port that fails to open or disappears (a USB adapter unplugged, a cable pulled) is
-reopened with backoff, 1 s doubling to 30 s, and reading resumes where the device
-is then; this never stops the gateway. Name USB adapters by their stable names:
-``/dev/ttyUSB0`` is whichever adapter the kernel saw first and may come back as
-``/dev/ttyUSB1`` after re-plugging, whereas ``/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K1XYZ-if00-port0``
-(udev's link, by vendor, model and serial number) or ``/dev/serial/by-path/...`` (by
-USB socket) name the same reader every time, appear when it is plugged in and vanish
-when it is pulled: configure that, and hot-plugging just works. The gateway's user
-needs read-write access to the device (the ``dialout`` group on Debian).
+reopened with backoff (:mod:`gateway.sensors.serial_port`, which also says why to
+configure ``/dev/serial/by-id/...`` names), and reading resumes where the device is then.
+Modbus RTU buses are polled by :class:`~gateway.sensors.serial_modbus.ModbusReader`.
 
 Per port the reader counts lines, garbage, refused lines and reopenings
 (:class:`PortStats`), exported as metrics by :func:`register_metrics`.
@@ -26,8 +21,6 @@ Per port the reader counts lines, garbage, refused lines and reopenings
 from __future__ import annotations
 
 import json
-import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,16 +32,10 @@ from gateway.ingest import Message
 from gateway.metrics import Metrics
 from gateway.sensors.base import Rejection
 from gateway.sensors.serial_lines import Frame, Garbage, LineFramer, json_line, nfc_line
+from gateway.sensors.serial_port import BACKOFF_MAX_S, BACKOFF_MIN_S, Opener, PortOwner
 
-_LOGGER = logging.getLogger(__name__)
-BACKOFF_MIN_S = 1.0
-BACKOFF_MAX_S = 30.0
 _READ_WAIT_S = 0.2  # one read waits at most this long: how soon stop() and a stalled partial line are noticed
 _READ_MAX = 65536
-_REMIND_S = 600.0  # a port that stays missing is logged again this often
-
-Opener = Callable[..., serial.SerialBase]
-Spawn = Callable[[str, Callable[[], None]], threading.Thread]
 
 
 @dataclass
@@ -67,7 +54,7 @@ class PortStats:
         return dict(self.__dict__)
 
 
-class SerialReader:
+class SerialReader(PortOwner):
     """Reads one port in its own thread and hands batches of messages to ``submit``."""
 
     def __init__(
@@ -79,84 +66,26 @@ class SerialReader:
         opener: Opener = serial.serial_for_url,
         backoff: tuple[float, float] = (BACKOFF_MIN_S, BACKOFF_MAX_S),
     ) -> None:
-        self.settings = port
-        self.name = port.port
+        super().__init__(port, opener, backoff)
         self.submit = submit
         self.clock = clock
         self.stats = PortStats()
-        self._opener = opener
-        self._backoff = backoff
-        self._delay = backoff[0]
         self._framer = LineFramer(port.max_line)
-        self._stop = threading.Event()
-        self._port: serial.SerialBase | None = None
-        self._thread: threading.Thread | None = None
         self._opened_at = 0.0
         self._last_byte = 0.0
-        self._ever_failed = False
-        self._logged_failure = 0.0  # monotonic time of the last failure logged at warning level
-
-    # -- any thread ----------------------------------------------------------------------------
-    def start(self, spawn: Spawn | None = None) -> None:
-        """Start reading in a thread of its own (``spawn(name, target)`` makes it; default a daemon thread)."""
-        name = f"serial {self.name}"
-        self._thread = spawn(name, self.run) if spawn else threading.Thread(target=self.run, name=name, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop reading; a partial line held is handed on as refused, the port closed."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     # -- the reader's thread -------------------------------------------------------------------
     def run(self) -> None:
         try:
             while not self._stop.is_set():
-                if self._port is None and not self._open():
-                    self._back_off()
-                    continue
+                if self._port is None:
+                    if not self._open(min(_READ_WAIT_S, self.settings.timeout)):
+                        self._back_off()
+                        continue
+                    self._opened_at = self._last_byte = time.monotonic()
                 self._read()
         finally:
             self._close("the gateway stopped")
-
-    def _back_off(self) -> None:
-        self._stop.wait(self._delay)
-        self._delay = min(self._delay * 2, self._backoff[1])
-
-    def _open(self) -> bool:
-        s = self.settings
-        try:
-            port = self._opener(s.port, baudrate=s.baudrate, bytesize=s.bytesize, parity=s.parity,
-                                stopbits=s.stopbits, timeout=min(_READ_WAIT_S, s.timeout))
-        except (serial.SerialException, OSError, ValueError) as exc:
-            self._failed(f"cannot open: {exc}")
-            return False
-        self._port = port
-        self._opened_at = self._last_byte = time.monotonic()
-        self.stats.open = True
-        if self._ever_failed:
-            self.stats.reopenings += 1
-            _LOGGER.info("serial port %s open again (%s, %d baud %d%s%g); reading resumes", s.port, s.mode,
-                         s.baudrate, s.bytesize, s.parity, s.stopbits)
-        else:
-            _LOGGER.info("serial port %s open (%s, %d baud %d%s%g)", s.port, s.mode, s.baudrate, s.bytesize,
-                         s.parity, s.stopbits)
-        self.stats.last_error = None
-        return True
-
-    def _failed(self, why: str) -> None:
-        now = time.monotonic()
-        first = self.stats.last_error is None
-        self.stats.failures += 1
-        self.stats.last_error = why
-        self._ever_failed = True
-        if first or now - self._logged_failure >= _REMIND_S:
-            self._logged_failure = now
-            _LOGGER.warning("serial port %s: %s; trying again in %.0f s (backoff up to %.0f s)", self.name, why,
-                            self._delay, self._backoff[1])
-        else:
-            _LOGGER.debug("serial port %s: %s; trying again in %.0f s", self.name, why, self._delay)
 
     def _read(self) -> None:
         port = self._port
@@ -179,14 +108,8 @@ class SerialReader:
             self._delay = self._backoff[0]  # open and quiet for a while: as good as working
 
     def _close(self, why: str) -> None:
-        port, self._port = self._port, None
-        self.stats.open = False
+        self._release()
         self._deliver(self._framer.flush(why))
-        if port is not None:
-            try:
-                port.close()
-            except (serial.SerialException, OSError) as exc:
-                _LOGGER.debug("serial port %s: closing: %s", self.name, exc)
 
     def _deliver(self, frames: Sequence[Frame]) -> None:
         if not frames:
@@ -224,24 +147,34 @@ class SerialReader:
         return Message(self.name, "", "", "", raw, at, problem=why)
 
 
-def _labels(port: str) -> str:
-    escaped = port.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'{{port="{escaped}"}}'
+def labels(**values: str) -> str:
+    """Prometheus labels, escaped: ``{port="/dev/ttyUSB0"}``."""
+    def esc(v: str) -> str:
+        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+    return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in values.items()) + "}"
 
 
-def register_metrics(metrics: Metrics, readers: Sequence[SerialReader]) -> None:
-    """Per-port series on /metrics: lines, garbage, refused lines, reopenings, whether open."""
+def register_metrics(metrics: Metrics, readers: Sequence[PortOwner]) -> None:
+    """Per-port series on /metrics: lines, garbage and refused lines (line ports); reopenings, whether open
+    (every port)."""
     if not readers:
         return
+    lines = [r for r in readers if isinstance(r, SerialReader)]
     for name, kind, help_text, value in (
         ("gateway_serial_lines_total", "counter", "Lines read from a serial port.", lambda r: r.stats.lines),
         ("gateway_serial_garbage_total", "counter", "Garbage, partial and over-long lines from a serial port.",
          lambda r: r.stats.garbage),
         ("gateway_serial_refused_total", "counter", "Serial lines refused by the port's mode (not a UID, bad JSON).",
          lambda r: r.stats.refused),
+    ):
+        if lines:
+            metrics.series(name, kind, help_text,
+                           lambda value=value: [(labels(port=r.name), float(value(r))) for r in lines])
+    for name, kind, help_text, every in (
         ("gateway_serial_reopenings_total", "counter", "Times a serial port was opened again after a failure.",
          lambda r: r.stats.reopenings),
         ("gateway_serial_open", "gauge", "1 while a serial port is open.", lambda r: float(r.stats.open)),
     ):
         metrics.series(name, kind, help_text,
-                       lambda value=value: [(_labels(r.name), float(value(r))) for r in readers])
+                       lambda every=every: [(labels(port=r.name), float(every(r))) for r in readers])

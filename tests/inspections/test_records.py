@@ -14,14 +14,8 @@ import pytest
 
 from gateway.commitments.model import Period, Ratio
 from gateway.inspections.plans import DEFAULT_PLANS, load_plans
-from gateway.inspections.records import (
-    MAX_PHOTO_BYTES,
-    MAX_PHOTOS,
-    InspectionError,
-    Inspections,
-    InspectionStore,
-    image_type,
-)
+from gateway.inspections.records import InspectionError, Inspections, InspectionStore
+from gateway.photos import MAX_PHOTO_BYTES, MAX_PHOTOS, image_type
 from gateway.site import AssetModel
 from gateway.tickets import TicketStore
 
@@ -250,7 +244,7 @@ def test_photo_types_by_magic_bytes_only() -> None:
 
 @pytest.mark.parametrize(("photos", "problem"), [
     ([JPEG + b"\x00" * MAX_PHOTO_BYTES], r"photo 1: \d+ bytes, over the limit of 2097152 \(2 MB\)"),
-    ([JPEG] * (MAX_PHOTOS + 1), "6 photos: at most 5 an inspection"),
+    ([JPEG] * (MAX_PHOTOS + 1), "6 photos: at most 5 at a time"),
     ([JPEG, b"%PDF-1.7 pretending to be a .jpg"], "photo 2: not a JPEG, PNG or WebP image"),
     ([b"GIF89a" + b"\x00" * 20], "photo 1: not a JPEG, PNG or WebP image"),
 ])
