@@ -275,6 +275,12 @@ class MqttPublisher:
         idx = self._client_of.get(device, 0)
         self._send(idx, self._clients[idx], topic, payload, retain=False, counted=counted)
 
+    def status(self, device: str, online: bool) -> None:
+        """Publish a device's retained status, as its reconnect (or the broker, for its will) would."""
+        idx = self._client_of.get(device, 0)
+        payload = b"online" if online else b"offline"
+        self._send(idx, self._clients[idx], self._statuses[device], payload, retain=True, counted=False)
+
     @property
     def pending(self) -> int:
         """Messages handed to paho and not yet acknowledged (or written, at QoS 0)."""

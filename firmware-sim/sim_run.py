@@ -93,6 +93,8 @@ class Simulation:
         self.max_lag = 0.0
         self._bad_index = 0
         self._last_pause_log = -1e9
+        self.tick_s = float("inf")
+        """Real seconds between two calls of ``tick`` (a scenario's clock); never in a plain run."""
 
     def run(self, stop: threading.Event) -> str:
         """Publish until count, duration or ``stop``; return why it stopped."""
@@ -114,6 +116,7 @@ class Simulation:
         heapq.heapify(heap)
         end = mono0 + opts.duration if opts.duration is not None else float("inf")
         next_log = mono0 + opts.progress
+        next_tick = mono0
         while True:
             if stop.is_set():
                 return "signal"
@@ -122,12 +125,15 @@ class Simulation:
             now = time.monotonic()
             if now >= end:
                 return "duration"
+            if now >= next_tick:
+                self.tick()
+                next_tick = now + self.tick_s
             if now >= next_log:
                 self._log_progress()
                 next_log = now + opts.progress
             due, idx = heap[0]
             if due > now:
-                stop.wait(min(due, end, next_log) - now)
+                stop.wait(min(due, end, next_log, next_tick) - now)
                 continue
             if self.publisher.pending >= opts.max_pending:
                 self._wait_for_broker(stop, end, now - due)
@@ -135,6 +141,9 @@ class Simulation:
             self.max_lag = max(self.max_lag, now - due)
             heapq.heapreplace(heap, (due + opts.period, idx))
             self.emit(self.devices[idx], opts.sim_start + (due - mono0) * opts.speed)
+
+    def tick(self) -> None:
+        """Called every ``tick_s`` real seconds; a scenario run applies its events here."""
 
     def _wait_for_broker(self, stop: threading.Event, end: float, lag: float) -> None:
         """Pause every device until half the backlog is acknowledged.

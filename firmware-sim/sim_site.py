@@ -207,3 +207,22 @@ def write_atomic(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def patrol_toml(site: str, checkpoints: int, routes: list[tuple[str, ...]], every_min: int, duration_min: float,
+                tolerance_min: float) -> str:
+    """Site-file lines for a scenario's patrols: checkpoints, guards with their readers, a route each,
+    and rounds every ``every_min`` all day (what ``sim_patrol`` walks)."""
+    lines: list[str] = []
+    for i in range(1, checkpoints + 1):
+        lines += ["", "[[checkpoints]]", f'id = "CP-{i:04d}"', f'name = "{i}号巡更点"',
+                  f'tag = "{checkpoint_tag(site, i)}"']
+    for i, route in enumerate(routes, 1):
+        cps = ", ".join(f'"{c}"' for c in route)
+        lines += ["", "[[guards]]", f'id = "G{i:03d}"', f'name = "保安{i}"', f'badge = "G{i:03d}"',
+                  "", "[[readers]]", f'id = "reader-{i:04d}"', f'guard = "G{i:03d}"',
+                  "", "[[routes]]", f'id = "R{i}"', f'name = "{i}号巡更路线"', f"checkpoints = [{cps}]",
+                  "ordered = true", f"duration_min = {duration_min!r}",
+                  "", "[[schedules]]", f'route = "R{i}"', 'start = "00:00"', 'end = "00:00"',
+                  f"every_min = {every_min}", f"tolerance_min = {tolerance_min!r}"]
+    return "\n".join(lines) + "\n"

@@ -134,6 +134,37 @@ class LampSchedule:
 
 
 @dataclass
+class Condition:
+    """What has happened to a device's hardware, set by scenario events (``sim_scenario``).
+
+    Times (``*_since``) are on the scenario clock, which may run faster than the ``ts`` the
+    device stamps; a default Condition is a healthy device and changes no value.
+    """
+
+    lamp_failed: bool = False
+    day_burning: bool = False
+    ballast_loss_per_day: float = 0.0
+    ballast_since: float = 0.0
+    leak_mpa_per_hour: float = 0.0
+    leak_since: float = 0.0
+    main_drop_mpa: float = 0.0
+    battery_pct_per_hour: float = 0.0
+    battery_since: float = 0.0
+    tamper: bool = False
+    cover_knocked: bool = False
+    rain: tuple[tuple[float, float], ...] = ()
+    silent: bool = False
+    away_until: float = 0.0
+
+
+RAIN_RISE_M_PER_HOUR = 1.0
+"""How fast a well fills in heavy rain (0.9-1.2 times this per well); it drains at half that. Two hours
+of rain take every well over its 1.8 m alarm level and none to its 3 m depth."""
+RAIN_MAX_LEVEL_M = 2.6
+"""The highest rain takes a well: over its alarm level (``level_high``), short of overflowing."""
+
+
+@dataclass
 class DeviceState:
     """Everything a device remembers between readings.
 
@@ -156,6 +187,9 @@ class DeviceState:
     schedule: LampSchedule = field(default_factory=LampSchedule)
     route: tuple[str, ...] = ()
     badge: str = ""
+    cond: Condition = field(default_factory=Condition)
+    buffer: list[dict[str, Any]] = field(default_factory=list)
+    """Readings taken while the broker was away, oldest first (sent late, in order)."""
 
 
 def new_device(
@@ -209,9 +243,9 @@ def _rssi(state: DeviceState) -> int:
     return round(state.rssi0 + state.rng.gauss(0.0, 1.5))
 
 
-def _streetlight(state: DeviceState, now: float, fault: bool) -> dict[str, Any]:
-    rng = state.rng
-    lit = state.schedule.lit(now)
+def _streetlight(state: DeviceState, now: float, scene: float, fault: bool) -> dict[str, Any]:
+    rng, cond = state.rng, state.cond
+    lit = state.schedule.lit(now) or cond.day_burning  # a day-burning controller ignores its schedule
     voltage = _clamp(221.0 + _walk(state, 0.3, -5.0, 8.0) + rng.gauss(0.0, 0.4), 215.0, 230.0)
     if fault and not lit:
         # Daytime failure: a supply fault (brown-out) is what a lamp can show by day.
@@ -219,9 +253,14 @@ def _streetlight(state: DeviceState, now: float, fault: bool) -> dict[str, Any]:
     elif fault:
         on = rng.random() < 0.5  # lamp failed (draws nothing) vs controller left it dark
         current = 0.02 if on else 0.0
+    elif lit and cond.lamp_failed:
+        on, current = True, rng.uniform(0.0, 0.02)  # switched on, but a dead lamp draws ~nothing
     elif lit:
         on = True
         current = _clamp(state.nominal * voltage / 221.0 + rng.gauss(0.0, 0.002), 0.40, 0.45)
+        if cond.ballast_loss_per_day:  # an ageing ballast delivers less and less current
+            days = max(0.0, scene - cond.ballast_since) / 86400.0
+            current *= max(0.0, 1.0 - cond.ballast_loss_per_day * days)
     else:
         on, current = False, 0.0
     return {
@@ -232,26 +271,32 @@ def _streetlight(state: DeviceState, now: float, fault: bool) -> dict[str, Any]:
     }
 
 
-def _fire_extinguisher(state: DeviceState, now: float, fault: bool) -> dict[str, Any]:
+def _fire_extinguisher(state: DeviceState, now: float, scene: float, fault: bool) -> dict[str, Any]:
     del now  # a sealed cylinder does not care about the time of day
     pressure = 0.6 if fault else state.nominal + state.rng.gauss(0.0, 0.003)
+    if state.cond.leak_mpa_per_hour:  # a slow leak through the valve seal
+        pressure -= state.cond.leak_mpa_per_hour * max(0.0, scene - state.cond.leak_since) / 3600.0
+        pressure = max(0.0, pressure)
     return {"pressure_mpa": round(pressure, 3), "present": True}
 
 
-def _fire_hydrant(state: DeviceState, now: float, fault: bool) -> dict[str, Any]:
+def _fire_hydrant(state: DeviceState, now: float, scene: float, fault: bool) -> dict[str, Any]:
     if fault:
         return {"pressure_mpa": 0.03}
     # Mains pressure sags a little at the morning and evening demand peaks.
     hour = datetime.fromtimestamp(now, state.schedule.tz).hour
     sag = 0.012 if hour in (7, 8, 18, 19, 20) else 0.0
     pressure = _clamp(state.nominal - sag + state.rng.gauss(0.0, 0.004), 0.25, 0.35)
+    pressure = max(0.0, pressure - state.cond.main_drop_mpa)  # the main feeding it lost pressure
     return {"pressure_mpa": round(pressure, 3)}
 
 
-def _smoke_detector(state: DeviceState, now: float, fault: bool) -> dict[str, Any]:
+def _smoke_detector(state: DeviceState, now: float, scene: float, fault: bool) -> dict[str, Any]:
     days = max(0.0, now - state.born) / 86400.0
-    battery = _clamp(state.battery0 - days * BATTERY_DRAIN_PCT_PER_DAY, 0.0, 100.0)
-    tamper = False
+    cond = state.cond
+    drained = cond.battery_pct_per_hour * max(0.0, scene - cond.battery_since) / 3600.0  # a failing cell
+    battery = _clamp(state.battery0 - days * BATTERY_DRAIN_PCT_PER_DAY - drained, 0.0, 100.0)
+    tamper = cond.tamper
     if fault and state.rng.random() < 0.5:
         tamper = True
     elif fault:
@@ -264,12 +309,17 @@ def _smoke_detector(state: DeviceState, now: float, fault: bool) -> dict[str, An
     }
 
 
-def _drain_level(state: DeviceState, now: float, fault: bool) -> dict[str, Any]:
+def _drain_level(state: DeviceState, now: float, scene: float, fault: bool) -> dict[str, Any]:
     del now
-    rng = state.rng
+    rng, cond = state.rng, state.cond
     level = _clamp(state.nominal + _walk(state, 0.004, -0.05, 0.05) + rng.gauss(0.0, 0.003), 0.2, 0.5)
+    rise = _rain_rise(state, scene)
+    if rise:  # the water backs up, but stays below the 3 m depth the site file rates wells at
+        level = min(level + rise, RAIN_MAX_LEVEL_M)
     tilt = _clamp(state.tilt0 + rng.gauss(0.0, 0.1), 0.0, 2.0)
     cover_open = False
+    if cond.cover_knocked:  # a vehicle knocked the cover off its seat
+        cover_open, tilt = True, 40.0 + state.tilt0
     if fault and rng.random() < 0.5:
         level = rng.uniform(1.6, 1.9)  # blocked well backing up
     elif fault:
@@ -282,6 +332,19 @@ def _drain_level(state: DeviceState, now: float, fault: bool) -> dict[str, Any]:
     }
 
 
+def _rain_rise(state: DeviceState, scene: float) -> float:
+    """Water above the dry-weather level: it rises while it rains and drains at half that rate after."""
+    rise = RAIN_RISE_M_PER_HOUR * (0.9 + 1.5 * (state.nominal - 0.25))  # a bigger catchment fills faster
+    extra = 0.0
+    for start, end in state.cond.rain:
+        if scene <= start:
+            continue
+        wet_h = (min(scene, end) - start) / 3600.0
+        dry_h = max(0.0, scene - end) / 3600.0
+        extra += max(0.0, rise * wet_h - rise / 2 * dry_h)
+    return extra
+
+
 _GENERATORS = {
     "streetlight": _streetlight,
     "fire_extinguisher": _fire_extinguisher,
@@ -291,12 +354,16 @@ _GENERATORS = {
 }
 
 
-def reading(kind: str, device_state: DeviceState, now: float, *, fault: bool = False) -> dict[str, Any]:
+def reading(
+    kind: str, device_state: DeviceState, now: float, *, fault: bool = False, scene: float | None = None
+) -> dict[str, Any]:
     """Next payload of a device at simulated epoch ``now``.
 
     Returns ``{"ts": now, "seq": n, ...kind fields}`` and advances ``seq``. ``fault=True``
     yields a reading the gateway must judge as not intact (see README). For
-    ``checkpoint`` it returns a tap (``tap()``), which carries no ``seq``.
+    ``checkpoint`` it returns a tap (``tap()``), which carries no ``seq``. ``scene`` is the
+    scenario clock that leaks, drains and rain follow (default ``now``): a scenario may run it
+    faster than the ``ts`` the device stamps (see README "Scenarios").
     """
     if kind != device_state.kind:
         raise ValueError(f"device {device_state.device} is a {device_state.kind}, not a {kind}")
@@ -307,7 +374,7 @@ def reading(kind: str, device_state: DeviceState, now: float, *, fault: bool = F
     except KeyError:
         raise ValueError(f"unknown kind {kind!r}") from None
     payload: dict[str, Any] = {"ts": round(now, 3), "seq": device_state.seq}
-    payload.update(generate(device_state, now, fault))
+    payload.update(generate(device_state, now, now if scene is None else scene, fault))
     device_state.seq += 1
     return payload
 

@@ -17,6 +17,7 @@ import ssl
 import sys
 import threading
 import time
+from dataclasses import asdict
 from datetime import datetime, tzinfo
 from pathlib import Path
 from types import FrameType
@@ -28,9 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sim_args import positive, whole
 from sim_mqtt import BrokerUrl, MqttPublisher, parse_mqtt_url
+from sim_patrol import make_guards
 from sim_raw import BurstError, burst, streetlight_burst
 from sim_run import Options, Simulation
-from sim_site import Checkpoint, build_fleet, manifest, parse_devices, site_toml, write_atomic
+from sim_scenario import ScenarioError
+from sim_scenario import load as load_scenario
+from sim_scene import ScenarioSimulation
+from sim_site import Checkpoint, build_fleet, manifest, parse_devices, patrol_toml, site_toml, write_atomic
 from sim_values import (
     DEFAULT_LATITUDE,
     DEFAULT_LONGITUDE,
@@ -88,11 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--count", type=whole, help="stop after N readings/taps (duplicates not counted)")
     add("--duration", type=positive, help="stop after S real seconds")
     add("--speed", type=positive, default=1.0, help="simulated clock runs X times real time")
-    add("--start", help="simulated start time, ISO 8601 (default now)")
+    add("--start", help="simulated start time, ISO 8601 (default now); with --scenario HH:MM of the scenario clock")
     add("--timezone", default=DEFAULT_TIMEZONE)
     add("--latitude", type=float, default=DEFAULT_LATITUDE)
     add("--longitude", type=float, default=DEFAULT_LONGITUDE)
-    add("--lamp-schedule", default="18:00-06:00", help="HH:MM-HH:MM local time, or 'sun' (photocell)")
+    add("--lamp-schedule", help="HH:MM-HH:MM local time, or 'sun' (photocell); default 18:00-06:00 or the scenario's")
+    add("--scenario", help="run a scenario file (TOML): its site and its day of events; see README 'Scenarios'")
     add("--ts-format", choices=("epoch", "rfc3339"), default="epoch")
     add("--no-ts", action="store_true", help="omit ts from every payload")
     add("--fault-ratio", type=_ratio, default=0.0)
@@ -185,11 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.scenario:
+        return _run_scenario(parser, args)
     try:
         counts = parse_devices(args.devices or (BURST_DEVICES if args.burst is not None else DEFAULT_DEVICES))
         tz = ZoneInfo(args.timezone)
         url = parse_mqtt_url(args.mqtt_url)
-        schedule = LampSchedule.parse(args.lamp_schedule, tz, args.latitude, args.longitude)
+        schedule = LampSchedule.parse(args.lamp_schedule or "18:00-06:00", tz, args.latitude, args.longitude)
         sim_start = _parse_start(args.start, tz)
         for name, value in (("--site", args.site), *(("--prefix", s) for s in args.prefix.split("/"))):
             _check_segment(name, value)
@@ -247,6 +255,52 @@ def main(argv: list[str] | None = None) -> int:
         args.site,
         period,
     )
+    reason = sim.run(stop)
+    _LOGGER.info("stopping (%s); waiting for acknowledgements", reason)
+    complete = publisher.stop(args.ack_timeout, abort)
+    _write_summary(sim.summary())
+    return 0 if complete else 1
+
+
+def _run_scenario(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--scenario``: the scenario's fleet on real time, its events on a clock ``--speed`` times faster."""
+    try:
+        sc = load_scenario(args.scenario)
+        tz = ZoneInfo(sc.timezone)
+        url = parse_mqtt_url(args.mqtt_url)
+        lamps = args.lamp_schedule or sc.lamp_schedule
+        schedule = LampSchedule.parse(lamps, tz, sc.latitude, sc.longitude)
+        start = args.start or sc.start
+        datetime.strptime(start, "%H:%M")
+    except ScenarioError as err:
+        parser.error(str(err))
+    except ValueError as err:
+        parser.error(f"--start/--lamp-schedule: {err}")
+    counts = {**dict(sc.devices), "checkpoint": sc.guards}
+    devices, _ = build_fleet(counts, site=args.site, born=time.time(), seed=args.seed, schedule=schedule)
+    guards = make_guards(sc.checkpoints, sc.guards)
+    if args.site_file:
+        text = site_toml(devices, [], site=args.site, timezone=sc.timezone, latitude=sc.latitude,
+                         longitude=sc.longitude, schedule=None if schedule.sun else lamps)
+        text += patrol_toml(args.site, sc.checkpoints, [g.route for g in guards], **asdict(sc.patrol))
+        write_atomic(args.site_file, text + '\n[tickets]\nself_cleared = "auto"  # a fault gone by itself closes\n')
+    if args.files_only:
+        return 0
+    statuses = {d.device: status_topic(args.prefix, args.site, d.kind, d.device) for d in devices}
+    publisher = MqttPublisher(url, statuses, qos=args.qos, client_id=f"fm-sim-{args.site}-{os.getpid()}",
+                              ca_file=args.ca_file)
+    stop, abort = threading.Event(), threading.Event()
+    _install_signals(stop, abort)
+    try:
+        publisher.start(args.connect_timeout)
+    except ConnectionError as err:
+        _LOGGER.error("%s", err)
+        return 1
+    opts = Options(prefix=args.prefix, site=args.site, tz=tz, count=args.count, duration=args.duration,
+                   period=args.interval, sim_start=time.time(), progress=args.progress)
+    sim = ScenarioSimulation(devices, publisher, opts, args.seed, sc, args.speed, start, guards)
+    _LOGGER.info("scenario %s: %d device(s), %d guard(s), clock from %s at %gx, a reading every %g s",
+                 sc.name, len(devices), len(guards), start, args.speed, args.interval)
     reason = sim.run(stop)
     _LOGGER.info("stopping (%s); waiting for acknowledgements", reason)
     complete = publisher.stop(args.ack_timeout, abort)

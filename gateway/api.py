@@ -208,18 +208,11 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
                 ) -> dict[str, Any]:
         """Every device seen, whether it is alive and which asset it reports for."""
         bindings = sv.site.bindings
-        items = []
-        for d in sv.registry.snapshot():
-            b = bindings.get(d["device"])
-            d["asset"] = b.asset if b else None
-            if unbound is not None and (d["asset"] is None) != unbound:
-                continue
-            if online is not None and d["online"] != online:
-                continue
-            if kind and d["kind"] != kind:
-                continue
-            items.append(d)
-        return {"total": len(items), "items": items[offset: offset + limit]}
+        page, total = sv.registry.select(
+            lambda r: (unbound is None or (r.device not in bindings) == unbound)
+            and (online is None or r.online == online) and (not kind or r.kind == kind), offset, limit)
+        items = [{**d, "asset": b.asset if (b := bindings.get(str(d["device"]))) else None} for d in page]
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     @app.get("/api/v1/devices/{device}", dependencies=[manager], tags=["devices"])
     def device(device: str) -> dict[str, Any]:

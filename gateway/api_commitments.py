@@ -25,8 +25,12 @@ def commitment_routes(sv: Any) -> APIRouter:
                 ) -> dict[str, Any]:
         """Every indicator for a period in site local time (default: the running month): value, target,
         met, numerator and denominator, evidence; intact rates with snapshot, known-only, lowest day,
-        ranking and, for the running month, the forecast. A month that is over comes frozen."""
+        ranking and, for the running month, the forecast. A month that is over comes frozen. Without
+        ``period`` and ``at``, the running month as last computed (at most a minute ago, ``computed_at``;
+        the gateway recomputes it every 30 s); naming the period computes it now."""
         now = time.time()
+        if period is None and at is None:
+            return sv.commitments.running(now)
         label = period or month_of(now, sv.site.tz)
         instant = None if at is None else (at if at.tzinfo else at.replace(tzinfo=sv.site.tz)).timestamp()
         try:

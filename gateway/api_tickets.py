@@ -175,9 +175,8 @@ def ticket_routes(sv: Any) -> APIRouter:
                limit: Annotated[int, Query(ge=1, le=5000)] = 500,
                offset: Offset = 0) -> dict[str, Any]:
         """Every asset with its state now (intact, faulty, unknown) and confirmed faults."""
-        items = [a for a in sv.monitor.states()
-                 if (category is None or a["category"] == category) and (state is None or a["state"] == state)]
-        return {"items": items[offset:offset + limit], "total": len(items), "limit": limit, "offset": offset}
+        items, total = sv.monitor.states(category, state, offset, limit)
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     @r.get("/assets/{asset}/states", dependencies=[maintenance], tags=["assets"])
     def asset_states(asset: str, since: float | None = None, until: float | None = None,

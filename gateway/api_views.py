@@ -11,7 +11,6 @@ from fastapi import APIRouter, HTTPException, Query
 
 from gateway.api_auth import require
 from gateway.api_tickets import clocks
-from gateway.commitments.periods import month_of
 from gateway.history import HistoryError, readings_query, step_for
 from gateway.sensors import CATEGORIES, KINDS
 from gateway.tickets import LIVE
@@ -30,6 +29,7 @@ def _sla_state(t: dict[str, Any], now: float) -> str:
 
 DASHBOARD_EXAMPLE = {
     "at": 1795000000.0, "site": {"id": "demo", "name": "翠湖花园", "tz": "Asia/Shanghai"}, "month": "2026-11",
+    "commitments_at": 1794999990.0,
     "commitments": [{"id": "streetlight_intact", "zh": "路灯完好率", "en": "Streetlight intact rate",
                      "kind": "intact_rate", "target": 0.98, "direction": ">=", "value": 0.991, "num": 5120.5,
                      "den": 5167.0, "met": True,
@@ -57,23 +57,23 @@ def view_routes(sv: Any) -> APIRouter:
            responses={200: {"content": {"application/json": {"example": DASHBOARD_EXAMPLE}}}})
     def dashboard() -> dict[str, Any]:
         """The manager's page in one call: this month's commitments (value, target, met, forecast, each
-        day's intact rate), assets by category and state, live tickets by SLA state, today's patrols,
-        callbacks due."""
+        day's intact rate; as computed at ``commitments_at``, at most a minute ago), assets by category
+        and state, live tickets by SLA state, today's patrols, callbacks due."""
         now, site = time.time(), sv.site
-        month = month_of(now, site.tz)
-        report = sv.commitments.month(month, now, with_previous=False)
+        report = sv.commitments.running(now)  # at most a minute old: recomputed every 30 s
         tiles = [{**{k: c[k] for k in _TILE}, "forecast": c["detail"].get("forecast"),
                   "daily": c["detail"].get("daily")} for c in report["results"]]
         categories = {c: {"intact": 0, "faulty": 0, "unknown": 0} for c in CATEGORIES}
-        for a in sv.monitor.states():
-            if a["category"] in categories:
-                categories[a["category"]][a["state"]] += 1
+        for w in list(sv.monitor.watch.values()):  # swapped whole on a reload: a list of it is consistent
+            if w.asset.category in categories:
+                categories[w.asset.category][w.state] += 1
         live, n_live = sv.tickets.list(status=LIVE, limit=LIVE_SHOWN)
         sla = Counter(_sla_state(t, now) for t in live)
         rounds = sv.call(lambda: sv.fieldwork.rounds(now)) if sv.fieldwork is not None else []
         visits = Counter(v["status"] or "pending" for rd in rounds for v in rd["visits"])
         return {
-            "at": now, "site": {"id": sv.settings.site, "name": site.info.name, "tz": str(site.tz)}, "month": month,
+            "at": now, "site": {"id": sv.settings.site, "name": site.info.name, "tz": str(site.tz)},
+            "month": report["month"], "commitments_at": report["computed_at"],
             "commitments": tiles, "categories": categories,
             "tickets": {"live": n_live, "sla": {s: sla[s] for s in _SLA},
                         "by_priority": {p: sum(t["priority"] == p for t in live)

@@ -2,11 +2,14 @@
 
 Starts a private Mosquitto and InfluxDB on loopback (unless ``GATEWAY_MQTT_URL`` /
 ``GATEWAY_INFLUX_URL`` point at existing ones), the gateway, and the device
-simulators of ``firmware-sim/`` publishing a whole site in accelerated time.
+simulators of ``firmware-sim/`` running the scenario ``DEMO_SCENARIO`` (default
+``firmware-sim/scenarios/demo-day.toml``) with its clock ``DEMO_SPEED`` (120) times real time:
+readings carry real time, so the gateway judges them as on a real site (README "Scenarios").
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -14,13 +17,57 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from gateway.devservers import Influxd, Mosquitto, wait_tcp
 
 _LOGGER = logging.getLogger("gateway.demo")
 ROOT = Path(__file__).resolve().parent.parent
-DEVICES = "streetlight=200,fire_extinguisher=80,fire_hydrant=20,smoke_detector=60,drain_level=40,checkpoint=30"
+SCENARIO = ROOT / "firmware-sim" / "scenarios" / "demo-day.toml"
+USERS = (("manager", "manager"), ("maintenance", "maintenance"), ("G001", "guard"))
+"""Demo logins; the guard is named after his guard id so his taps count for him."""
+KINDS = ("streetlight", "fire_extinguisher", "fire_hydrant", "smoke_detector", "drain_level")
+
+
+def _lamps_lit_now() -> str:
+    """A lamp schedule lit from an hour ago for 12 hours: a failed lamp shows whatever the hour.
+
+    Lamps are judged by real local time (the gateway's clock); on a real site a failed lamp
+    is only seen while it should be lit, so by day the demo would show no lamp faults.
+    """
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))  # the demo scenario's site
+    return f"{now - timedelta(hours=1):%H:%M}-{now + timedelta(hours=11):%H:%M}"
+
+
+def _settings(interval: float) -> str:
+    """Settings file: every kind's heartbeat is the simulators' interval, so a silent device is
+    noticed in minutes, not in the hours a smoke detector's battery-saving heartbeat allows."""
+    return "".join(f"[kinds.{k}]\nheartbeat_s = {interval * 2:g}\n\n" for k in KINDS)
+
+
+def _api(url: str, token: str, method: str = "GET", body: dict[str, object] | None = None) -> object:
+    req = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
+def _demo_users(base: str, token: str) -> list[str]:
+    """Create the demo users with the installer's token; returns a line per login."""
+    lines = []
+    for name, role in USERS:
+        try:
+            user = _api(f"{base}/api/v1/users", token, "POST", {"name": name, "role": role})
+            password = user["password"] if isinstance(user, dict) else "?"
+            lines.append(f"  {role:<12} {name} / {password}  (temporary: the first login asks for a new one)")
+        except urllib.error.HTTPError as err:
+            lines.append(f"  {role:<12} {name}: already made in an earlier run ({err.code}); "
+                         "an admin can reset it")
+    return lines
 
 
 def main() -> int:
@@ -41,30 +88,37 @@ def main() -> int:
         if not influx_url:
             servers.append(Influxd(folder / "influxd").start())
             influx_url = servers[-1].url
-        site_file = folder / "site.toml"
+        site_file, settings = folder / "site.toml", folder / "gateway.toml"
+        interval = float(os.environ.get("DEMO_INTERVAL", "20"))
         sim = [sys.executable, str(ROOT / "firmware-sim" / "simulate.py"), "--mqtt-url", mqtt_url, "--site", "demo",
-               "--devices", DEVICES, "--site-file", str(site_file)]
+               "--scenario", os.environ.get("DEMO_SCENARIO", str(SCENARIO)), "--site-file", str(site_file),
+               "--lamp-schedule", os.environ.get("DEMO_LAMP_SCHEDULE", _lamps_lit_now())]
         subprocess.run([*sim, "--files-only"], check=True)
+        settings.write_text(_settings(interval))
         bind = os.environ.get("GATEWAY_API_BIND", "127.0.0.1:8080")
         env = dict(os.environ, GATEWAY_MQTT_URL=mqtt_url, GATEWAY_INFLUX_URL=influx_url, GATEWAY_SITE="demo",
                    GATEWAY_DATA_DIR=str(folder / "gateway"), GATEWAY_SITE_FILE=str(site_file),
                    GATEWAY_API_BIND=bind)
-        procs.append(subprocess.Popen([sys.executable, "-m", "gateway", "run"], env=env, start_new_session=True))
+        procs.append(subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(settings)], env=env,
+                                      start_new_session=True))
         port = int(bind.rpartition(":")[2])
         if not wait_tcp(port, 30):
             _LOGGER.error("the gateway did not open its API on %s; see the log above", bind)
             return 1
-        procs.append(subprocess.Popen([*sim, "--interval", "60", "--speed", "60", "--fault-ratio", "0.01",
-                                       "--bad-ratio", "0.002", "--dup-ratio", "0.005"], start_new_session=True))
+        procs.append(subprocess.Popen([*sim, "--interval", f"{interval:g}", "--speed",
+                                       os.environ.get("DEMO_SPEED", "120")], start_new_session=True))
         token_file, one_time = folder / "gateway" / "api-token", folder / "gateway" / "admin-password"
         token = token_file.read_text().strip() if token_file.exists() else "(revoked: gateway token --new)"
+        logins = _demo_users(f"http://{bind}", token) if token_file.exists() else []
         sys.stdout.write(
             f"\nDemo site running. Ctrl-C stops it.\n"
+            f"  dashboard:   http://{bind}/manager  (faults, tickets and a missed round within minutes)\n"
             f"  pages:       http://{bind}/  (manager dashboard, maintenance queue, guard rounds, assets)\n"
             f"  health:      http://{bind}/api/v1/health\n"
             f"  API:         http://{bind}/api/v1/openapi.json (logged in)\n"
             f"  log in:      as admin, "
             + (f"the one-time password in {one_time}\n" if one_time.exists() else "with the password you chose\n")
+            + "".join(line + "\n" for line in logins)
             + f"  devices:     curl -H 'Authorization: Bearer {token}' http://{bind}/api/v1/devices\n"
             f"  dead letters: curl -H 'Authorization: Bearer {token}' http://{bind}/api/v1/dead-letters\n"
             f"  InfluxDB:    {influx_url} (database facility)\n  MQTT:        {mqtt_url} (topics fm/demo/#)\n\n")

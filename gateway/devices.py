@@ -12,7 +12,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -154,8 +154,16 @@ class DeviceRegistry:
             return {r.device: r.online for r in self._records.values()}
 
     def snapshot(self) -> list[dict[str, object]]:
+        return self.select(lambda _r: True, 0, None)[0]
+
+    def select(self, keep: Callable[[DeviceRecord], bool], offset: int, limit: int | None
+               ) -> tuple[list[dict[str, object]], int]:
+        """A page of the devices ``keep`` keeps, by id, and how many it keeps: only the page is copied
+        (10,000 devices copied whole took a tenth of a second)."""
         with self.lock:
-            return [asdict(r) for r in sorted(self._records.values(), key=lambda r: r.device)]
+            found = [r for r in sorted(self._records.values(), key=lambda r: r.device) if keep(r)]
+            page = found[offset:None if limit is None else offset + limit]
+            return [asdict(r) for r in page], len(found)
 
     def get(self, device: str) -> dict[str, object] | None:
         with self.lock:

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import urllib3
 
 from gateway.config import InfluxSettings
+from gateway.influx import http_to
 from gateway.sensors.base import FieldSpec
 
 MAX_POINTS = 500  # per chart: a phone draws this many without strain, and a day at 3-minute steps fits
@@ -73,16 +74,7 @@ class History:
 
     def __init__(self, s: InfluxSettings) -> None:
         self.s = s
-        self.http = urllib3.PoolManager(
-            num_pools=1, maxsize=2, retries=False,
-            timeout=urllib3.Timeout(connect=min(5.0, s.timeout_s), read=s.timeout_s),
-            cert_reqs="CERT_REQUIRED" if s.verify_tls else "CERT_NONE",
-        )
-        self.headers: dict[str, str] = {}
-        if s.username:
-            self.headers.update(urllib3.make_headers(basic_auth=f"{s.username}:{s.password}"))
-        elif s.token:
-            self.headers["Authorization"] = f"Token {s.token}"
+        self.http, self.headers = http_to(s, connections=2)
 
     def query(self, q: str) -> list[dict[str, Any]]:
         url = f"{self.s.url}/query?" + urlencode({"db": self.s.db, "q": q, "epoch": "s"})

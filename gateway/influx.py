@@ -62,21 +62,29 @@ class Writer(Protocol):
     def close(self) -> None: ...
 
 
+def http_to(s: InfluxSettings, connections: int = 1) -> tuple[urllib3.PoolManager, dict[str, str]]:
+    """Keep-alive HTTP to InfluxDB with the settings' timeouts and TLS check, and its credentials as
+    headers (a 1.x user, or a 2.x/3.x token on the v1-compatible API)."""
+    http = urllib3.PoolManager(
+        num_pools=1, maxsize=connections, retries=False,
+        timeout=urllib3.Timeout(connect=min(5.0, s.timeout_s), read=s.timeout_s),
+        cert_reqs="CERT_REQUIRED" if s.verify_tls else "CERT_NONE",
+    )
+    headers: dict[str, str] = {}
+    if s.username:
+        headers.update(urllib3.make_headers(basic_auth=f"{s.username}:{s.password}"))
+    elif s.token:
+        headers["Authorization"] = f"Token {s.token}"
+    return http, headers
+
+
 class V1Writer:
     """InfluxDB 1.x HTTP API over one keep-alive connection."""
 
     def __init__(self, s: InfluxSettings) -> None:
         self.s = s
-        self.http = urllib3.PoolManager(
-            num_pools=1, maxsize=1, retries=False,
-            timeout=urllib3.Timeout(connect=min(5.0, s.timeout_s), read=s.timeout_s),
-            cert_reqs="CERT_REQUIRED" if s.verify_tls else "CERT_NONE",
-        )
-        self.headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if s.username:
-            self.headers.update(urllib3.make_headers(basic_auth=f"{s.username}:{s.password}"))
-        elif s.token:
-            self.headers["Authorization"] = f"Token {s.token}"
+        self.http, auth = http_to(s)
+        self.headers = {"Content-Type": "text/plain; charset=utf-8", **auth}
 
     def _post(self, path: str, body: bytes | None = None) -> None:
         try:

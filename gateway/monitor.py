@@ -297,9 +297,14 @@ class Monitor:
                           faults, data)
         return [(at, asset_state_line(self.site_name, w.asset.id, w.asset.category, state, faults, at))]
 
-    def states(self) -> list[dict[str, Any]]:
+    def states(self, category: str | None = None, state: str | None = None, offset: int = 0,
+               limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        """A page of the assets with their state now, and how many match (only the page is built)."""
+        found = [w for w in self.watch.values()
+                 if (category is None or w.asset.category == category) and (state is None or w.state == state)]
+        page = found[offset:None if limit is None else offset + limit]
         return [{"asset": w.asset.id, "name": w.asset.name, "category": w.asset.category, "kind": w.kind,
                  "device": w.asset.device, "location": w.asset.location, "building": w.asset.building,
                  "zone": w.asset.zone, "state": w.state, "faults": sorted(w.track.active),
-                 "monitored": w.monitored} for w in self.watch.values()]
+                 "monitored": w.monitored} for w in page], len(found)
 

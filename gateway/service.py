@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.auth import ONE_TIME_FILE, AuthStore, first_admin, installer_token
-from gateway.commitments.monthly import Commitments
+from gateway.commitments.monthly import RUNNING_EVERY_S, Commitments
 from gateway.config import ConfigError, Settings
 from gateway.devices import DeviceRegistry, Transition
 from gateway.history import History
@@ -378,10 +378,16 @@ class Gateway:
         self.sv.transport.wake()
 
     def _freeze_months(self) -> None:
-        """Freeze last month's commitment figures once it is over (checked every 10 minutes)."""
+        """Keep the running month's figures fresh for the dashboard (every 30 s), and freeze last month's
+        once it is over (checked every 10 minutes)."""
+        frozen_at = float("-inf")
         while True:
-            self.sv.commitments.freeze_due(time.time())
-            if self._stopping.wait(600):
+            now = time.time()
+            if now - frozen_at >= 600:
+                self.sv.commitments.freeze_due(now)
+                frozen_at = now
+            self.sv.commitments.running(now, max_age_s=0.0)
+            if self._stopping.wait(RUNNING_EVERY_S):
                 return
 
     def reload_site(self, path: Path | None) -> list[str]:

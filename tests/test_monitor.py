@@ -77,7 +77,7 @@ def test_every_asset_has_a_state_from_its_first_day(tmp_path: Path, store: Ticke
     assert store.current_states()["FE-1"]["state"] == "intact"
     again = Monitor(store, "s")
     assert again.set_site(site(tmp_path), {"ext-1": True}, T0 + 20) == []  # known assets keep their ledger
-    assert {s["asset"]: s["state"] for s in again.states()}["FE-1"] == "intact"
+    assert {s["asset"]: s["state"] for s in again.states()[0]}["FE-1"] == "intact"
 
 
 def test_a_silent_device_makes_its_asset_unknown_and_opens_a_device_ticket(tmp_path: Path, store: TicketStore):
@@ -124,7 +124,7 @@ def test_an_unbound_asset_stays_unknown_and_an_unbound_device_is_ignored(tmp_pat
     m = Monitor(store, "s")
     m.set_site(site(tmp_path), {}, T0)
     assert m.observe([("fire_extinguisher", reading({"pressure_mpa": 0.1}, "ext-unbound", T0))]) == []
-    assert {s["asset"]: s["state"] for s in m.states()}["W-1"] == "unknown"
+    assert {s["asset"]: s["state"] for s in m.states()[0]}["W-1"] == "unknown"
 
 
 CIRCUIT_SITE = """

@@ -762,3 +762,26 @@ def test_tickets_survive_a_reopened_store(tmp_path: Path) -> None:
         assert s.current_states()["L1"]["state"] == "faulty"
     finally:
         s.close()
+
+
+def test_a_database_from_before_called_back_is_upgraded_from_its_callbacks(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = TicketStore(tmp_path / "gateway.db", SH)
+    called, waiting = (open_fault(old, T0, subject=f"asset:L{i}", asset=f"L{i}")[0]["id"] for i in (1, 2))
+    for ticket in (called, waiting):
+        for action in ("resolve", "close"):
+            old.act(ticket, action, "李师傅", T0 + HOUR)
+    old.add_callback(called, "客服", "phone", 5, "", T0 + 2 * HOUR)
+    old.close()
+    db = sqlite3.connect(tmp_path / "gateway.db")  # as the tables were before the column
+    db.executescript("DROP INDEX callbacks_waiting; ALTER TABLE tickets DROP COLUMN called_back;")
+    db.close()
+    store = TicketStore(tmp_path / "gateway.db", SH)
+    try:
+        items, total = store.list(callback_due=True)
+        assert total == 1 and [t["id"] for t in items] == [waiting]
+        store.add_callback(waiting, "客服", "phone", 4, "", T0 + 3 * HOUR)
+        assert store.list(callback_due=True)[1] == 0
+    finally:
+        store.close()

@@ -38,6 +38,11 @@ CREATE INDEX IF NOT EXISTS patrol_visits_due ON patrol_visits (due_at);
 """
 
 
+#: How often inspection deadlines are looked at: they fall at local midnights, and working out every
+#: (asset, plan) pair each second took a fifth of a core on a site of 10,000 assets.
+OVERDUE_EVERY_S = 60.0
+
+
 class Field:
     def __init__(self, site: Site, store: TicketStore, taps: TapLog, inspections: Inspections, now: float) -> None:
         self.store, self.taps, self.inspections = store, taps, inspections
@@ -48,6 +53,7 @@ class Field:
     def _build(self, site: Site, now: float) -> None:
         """Rounds from the schedules, and the taps of the last two days fed in again."""
         self.site = site
+        self.overdue_checked = float("-inf")  # a new site's assets are looked at on the next tick
         self.guards = {g.id: g for g in site.guards}
         self.readers = {r.id: r for r in site.readers}
         self.patrols = patrol.Patrols(site.routes, site.schedules, site.checkpoints, site.patrol, site.tz)
@@ -108,8 +114,10 @@ class Field:
         self.told = now
         self.store.save_event_cursor(RELAY, int(now * 1000))
         self.patrols.forget(now - KEEP_S)
-        for o in self.inspections.overdue(now):
-            _LOGGER.warning("asset %s: %s inspection overdue", o.asset, o.plan)
+        if now - self.overdue_checked >= OVERDUE_EVERY_S:
+            self.overdue_checked = now
+            for o in self.inspections.overdue(now):
+                _LOGGER.warning("asset %s: %s inspection overdue", o.asset, o.plan)
 
     def rounds(self, now: float) -> list[dict[str, Any]]:
         names = {r.id: r.name or r.id for r in self.site.routes}

@@ -314,6 +314,22 @@ def test_the_running_month_has_a_forecast_and_is_not_frozen(world):
     assert ratio(by_id({"results": report["previous"]})["first_time_fix"]) == (2, 3)  # October's
 
 
+def test_the_running_month_is_served_as_last_computed_for_a_minute(world):
+    first = world.commitments.running(NOW)
+    assert first["month"] == "2026-11" and first["computed_at"] == NOW and first["previous"]
+    assert world.commitments.running(NOW + 59) is first  # a dashboard asking again, nothing new: as computed
+    later = world.commitments.running(NOW + 61)  # older than a minute: computed anew, time moved on
+    assert later["computed_at"] == NOW + 61
+    assert by_id(later)["lighting_intact"]["den"] > by_id(first)["lighting_intact"]["den"]
+    _ticket(world.store, "L2", "cabinet_open", "general", NOW + 62)  # something happened
+    assert world.commitments.running(NOW + 65) is later  # within seconds of the last computation: as computed
+    again = world.commitments.running(NOW + 67)  # past FRESH_S with something new: computed anew
+    assert again["computed_at"] == NOW + 67
+    assert world.commitments.running(NOW + 68, max_age_s=0)["computed_at"] == NOW + 68  # the thread's refresh
+    world.commitments.current = load(world.tmp_path, ASSETS)  # the site file reloaded
+    assert world.commitments.running(NOW + 69)["computed_at"] == NOW + 69
+
+
 def test_freeze_due_freezes_the_month_just_ended_once(world):
     c = world.commitments
     assert world.frozen_months() == []

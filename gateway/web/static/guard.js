@@ -34,7 +34,7 @@ function renderRound(r) {
   const next = r.visits.find((v) => v.at === null && v.status !== "missed");
   fill("#round",
     el("p", { class: "round-title", "data-round": r.id },
-      el("b", {}, r.route), ` · ${t("round.due_at")} ${fmtTime(r.due_at)} · `,
+      el("b", {}, r.route_name || r.route), ` · ${t("round.due_at")} ${fmtTime(r.due_at)} · `,
       el("span", { class: `badge state-${r.state}` }, t(`round.${r.state}`))),
     el("label", { for: "progress", class: "progress-label" }, t("gd.progress", { done, n: r.visits.length })),
     el("progress", { id: "progress", max: r.visits.length, value: done }),
@@ -50,7 +50,7 @@ async function loadRounds() {
   renderRound(currentRound(items));
   const today = items.slice().sort((a, b) => a.due_at - b.due_at);
   fill("#rounds", today.length ? today.map((r) => el("li", { class: `row round-${r.state}`, "data-round": r.id },
-    el("span", { class: "when" }, fmtTime(r.due_at)), el("span", { class: "what" }, r.route),
+    el("span", { class: "when" }, fmtTime(r.due_at)), el("span", { class: "what" }, r.route_name || r.route),
     el("span", { class: "progress" }, `${r.visits.filter((v) => v.at !== null).length}/${r.visits.length}`),
     el("span", { class: `badge state-${r.state}` }, t(`round.${r.state}`)))) : el("li", { class: "hint" }, t("rounds.none")));
 }

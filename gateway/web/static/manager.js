@@ -51,7 +51,7 @@ function roundRow(r) {
   const done = r.visits.filter((v) => v.at !== null).length;
   return el("li", { class: `row round-${r.state}`, "data-round": r.id },
     el("span", { class: "when" }, fmtTime(r.due_at)),
-    el("span", { class: "what" }, r.route, r.guard ? ` · ${r.guard}` : ""),
+    el("span", { class: "what" }, r.route_name || r.route, r.guard ? ` · ${r.guard}` : ""),
     el("span", { class: "progress" }, `${done}/${r.visits.length}`),
     el("span", { class: `badge state-${r.state}` }, t(`round.${r.state}`)));
 }

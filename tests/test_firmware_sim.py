@@ -1,0 +1,222 @@
+"""firmware-sim scenarios: parsing errors that name the place, value models that produce the faults each
+event announces (judged by the gateway's own checks), a device's buffered late readings, and a scenario run
+end to end through the broker and a gateway process; last, ``gateway.demo`` starting and stopping."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway.devservers import free_port
+from gateway.sensors import KINDS
+from gateway.sensors.base import CheckContext
+from tests.conftest import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "firmware-sim"))
+
+from sim_run import Options  # noqa: E402
+from sim_scenario import ANNOUNCES, ScenarioError, apply, load, parse  # noqa: E402
+from sim_scene import ScenarioSimulation  # noqa: E402
+from sim_site import build_fleet  # noqa: E402
+from sim_values import LampSchedule, reading  # noqa: E402
+
+TZ = ZoneInfo("Asia/Shanghai")
+SIM = ROOT / "firmware-sim" / "simulate.py"
+FLEET = '[site]\ndevices = { streetlight = 2, fire_extinguisher = 1, fire_hydrant = 1, smoke_detector = 1, ' \
+        'drain_level = 1 }\ncheckpoints = 4\nguards = 1\n'
+RATED = {"streetlight": {"current_a": 0.42}, "drain_level": {"depth_m": 3.0, "alarm_level_m": 1.8}}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('events = [{ at = "20:00", device = "lamp-0001", event = "lamp_fial" }]\n' + FLEET,
+     "events[0] (line 1): event: 'lamp_fial' is not one of"),
+    ('events = [\n { at = "20:00", device = "lamp-0001", event = "lamp_fail" },\n'
+     ' { at = "25:00", device = "lamp-0002", event = "lamp_fail" },\n]\n' + FLEET,
+     "events[1] (line 3): at: '25:00' is not a time of day"),
+    ('events = [{ at = "09:00", device = "lamp-0003", event = "leak" }]\n' + FLEET,
+     "device: 'lamp-0003' is not a fire_extinguisher of this site's fleet"),
+    ('events = [{ at = "09:00", device = "lamp-0009", event = "silent" }]\n' + FLEET,
+     "device: 'lamp-0009' is not a device of this site's fleet"),
+    ('events = [{ at = "09:00", event = "tamper" }]\n' + FLEET, "events[0] (line 1): device: missing"),
+    ('events = [{ at = "09:00", device = "ext-0001", event = "leak", mpa_per_hour = "fast" }]\n' + FLEET,
+     "mpa_per_hour: must be a number"),
+    ('events = [{ at = "09:00", device = "ext-0001", event = "leak", mpa = 1 }]\n' + FLEET,
+     "events[0] (line 1): mpa: not a field of leak"),
+    ('events = [{ at = "23:00", guard = "G002", event = "skip", checkpoint = "CP-0001" }]\n' + FLEET,
+     "guard: 'G002' is not one of G001..G001"),
+    ('events = [{ at = "23:00", guard = "G001", event = "skip", checkpoint = "CP-0099" }]\n' + FLEET,
+     "checkpoint: 'CP-0099' is not one of CP-0001..CP-0004"),
+    (FLEET + "colour = 1\n", "site.colour: unknown field"),
+    (FLEET + "[patrol]\nevents = []\n", "patrol.events: unknown field"),
+    ("[site\n", "s.toml: "),
+])
+def test_scenario_errors_name_the_place(text: str, message: str) -> None:
+    with pytest.raises(ScenarioError) as err:
+        parse(text, "s.toml")
+    assert message in str(err.value) and str(err.value).startswith("s.toml: ")
+
+
+def test_the_demo_scenario_parses_in_time_order() -> None:
+    sc = load(ROOT / "firmware-sim" / "scenarios" / "demo-day.toml")
+    assert sc.count("streetlight") == 200 and sc.checkpoints == 30 and sc.guards == 4
+    assert [e.at for e in sc.events] == sorted(e.at for e in sc.events) and len(sc.events) == 18
+    assert {e.event for e in sc.events} >= set(ANNOUNCES) - {"ballast_ageing"} | {"ballast_ageing"}
+
+
+NIGHT = datetime(2026, 11, 21, 20, 0, tzinfo=TZ).timestamp()
+DAY = datetime(2026, 11, 21, 11, 0, tzinfo=TZ).timestamp()
+
+
+@pytest.mark.parametrize(("event", "now", "hours_after"), [
+    ('{ device = "lamp-0001", event = "lamp_fail" }', NIGHT, 0.0),
+    ('{ device = "lamp-0001", event = "day_burning" }', DAY, 0.0),
+    ('{ device = "lamp-0001", event = "ballast_ageing", pct_per_day = 10 }', NIGHT, 60.0),
+    ('{ device = "ext-0001", event = "leak", mpa_per_hour = 0.05 }', DAY, 5.0),
+    ('{ event = "hydrant_main_drop", mpa = 0.25 }', DAY, 0.0),
+    ('{ device = "smoke-0001", event = "battery_low" }', DAY, 3.0),
+    ('{ device = "smoke-0001", event = "tamper" }', DAY, 0.0),
+    ('{ device = "well-0001", event = "cover_knocked" }', DAY, 0.0),
+    ('{ event = "rain", hours = 2 }', DAY, 2.0),
+])
+def test_each_event_yields_the_fault_it_announces(event: str, now: float, hours_after: float) -> None:
+    """Healthy before; after the event (and ``hours_after`` on the scenario clock) the gateway's own check
+    finds the announced fault; ``restore`` makes the device healthy again."""
+    sc = parse(f'events = [{{ at = "09:00", {event[1:]}]\n' + FLEET)
+    [ev] = sc.events
+    schedule = LampSchedule.parse("18:00-06:00", TZ, 31.23, 121.47)
+    devices, _ = build_fleet(dict(sc.devices), site="t", born=now, seed=1, schedule=schedule)
+    fleet = {d.device: d for d in devices}
+
+    def failing(device: str, scene: float) -> frozenset[str]:
+        d = fleet[device]
+        kind = KINDS[d.kind]
+        fields = {k: v for k, v in reading(d.kind, d, now, scene=scene).items() if k not in ("ts", "seq")}
+        lit = schedule.lit(now) if d.kind == "streetlight" else None
+        return kind.check(fields, CheckContext({**kind.limits, **RATED.get(d.kind, {})}, lit))
+
+    touched = apply(ev, fleet, now)[0]
+    later = now + hours_after * 3600
+    fleet[touched].cond = type(fleet[touched].cond)()  # undo: healthy before the event
+    assert failing(touched, later) == frozenset()
+    apply(ev, fleet, now)
+    assert ANNOUNCES[ev.event] in failing(touched, later)
+    if ev.event == "rain":  # the rain stops and the well drains
+        assert failing(touched, later + 12 * 3600) == frozenset()
+        return
+    restore = parse(f'events = [{{ at = "10:00", device = "{touched}", event = "restore" }}]\n' + FLEET).events[0]
+    apply(restore, fleet, later)
+    assert failing(touched, later) == frozenset()
+
+
+class FakePublisher:
+    pending = published = acked = dropped = connected = clients = 0
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict | bytes]] = []
+
+    def publish(self, device: str, topic: str, payload: bytes, *, counted: bool = True) -> None:
+        self.sent.append((topic, json.loads(payload)))
+
+    def status(self, device: str, online: bool) -> None:
+        self.sent.append(("status", b"online" if online else b"offline"))
+
+
+def test_a_device_whose_broker_is_away_buffers_then_sends_late_readings_in_order() -> None:
+    sc = parse('events = [{ at = "13:00", device = "well-0001", event = "broker_away", minutes = 60 }]\n' + FLEET)
+    devices, _ = build_fleet(dict(sc.devices), site="t", born=0.0, seed=1)
+    pub = FakePublisher()
+    real0 = datetime(2026, 11, 21, 9, 0, tzinfo=TZ).timestamp()
+    sim = ScenarioSimulation(devices, pub, Options(site="t", sim_start=real0), 1, sc, 60.0, "12:59", [])
+    well = sim.fleet["well-0001"]
+    sim._happen(sc.events[0], sim.scene(real0 + 1))  # the event is applied at 13:00 on the scenario clock
+    for i in range(70):  # a reading a real second: 70 scenario minutes
+        sim.emit(well, real0 + 1 + i)
+    readings = [p for t, p in pub.sent if t != "status"]
+    assert [t for t, _ in pub.sent if t == "status"] == ["status", "status"]
+    assert pub.sent[0] == ("status", b"offline") and len(readings) == 70
+    assert [r["seq"] for r in readings] == list(range(70))  # in order, nothing lost
+    assert [r["ts"] for r in readings] == sorted(r["ts"] for r in readings)
+    first_sent = next(i for i, (t, _) in enumerate(pub.sent) if t != "status")
+    assert pub.sent[first_sent - 1] == ("status", b"online")  # sent only once back online: late
+
+
+def _lit_now() -> str:
+    now = datetime.now(TZ)
+    return f"{now - timedelta(hours=1):%H:%M}-{now + timedelta(hours=1):%H:%M}"
+
+
+def test_a_dark_lamp_at_20_00_yields_its_ticket(gateway_factory, mosquitto, tmp_path: Path) -> None:
+    (tmp_path / "dark.toml").write_text(
+        'events = [{ at = "20:00", device = "lamp-0002", event = "lamp_fail" }]\n'
+        '[site]\ndevices = { streetlight = 3 }\n')
+    site = tmp_path / "site.toml"
+    # A site of its own: the simulator leaves its devices' retained statuses on the shared broker, which
+    # would reach later tests' gateways (site "t") as devices gone offline.
+    sim = [sys.executable, str(SIM), "--mqtt-url", mosquitto.url, "--site", "dark", "--scenario",
+           str(tmp_path / "dark.toml"), "--site-file", str(site), "--lamp-schedule", _lit_now(),
+           "--start", "19:59", "--speed", "30", "--interval", "1", "--seed", "7"]
+    subprocess.run([*sim, "--files-only"], check=True, timeout=30)
+    config = tmp_path / "gateway.toml"
+    config.write_text("[kinds.streetlight]\ndebounce_n = 2\ndebounce_s = 0\n")
+    g = gateway_factory(config, GATEWAY_SITE_FILE=str(site), GATEWAY_SITE="dark").start()
+    proc = subprocess.Popen([*sim, "--log-level", "WARNING"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        def ticket() -> list:
+            return g.get("/api/v1/tickets?asset=L-0002", g.token)["items"]  # type: ignore[index]
+        [t] = wait_for(ticket, 40, 0.5, "the dark lamp's ticket")  # type: ignore[misc]
+        assert t["fault"] == "lamp_out" and t["asset"] == "L-0002"
+        assert g.get("/api/v1/tickets?asset=L-0001", g.token)["items"] == []  # type: ignore[index]
+        assert g.get("/api/v1/tickets?asset=L-0003", g.token)["items"] == []  # type: ignore[index]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    summary = json.loads(out.decode().splitlines()[-1])
+    assert summary["events"] == [{"at": "20:00", "event": "lamp_fail", "devices": 1, "expect": "lamp_out"}]
+    assert summary["acked"] == summary["published"] > 0
+
+
+def test_the_demo_starts_and_stops_cleanly(mosquitto, influxd, tmp_path: Path) -> None:
+    scenario = tmp_path / "tiny.toml"
+    scenario.write_text('events = [{ at = "07:01", device = "ext-0001", event = "leak", mpa_per_hour = 5 }]\n'
+                        '[site]\ndevices = { streetlight = 2, fire_extinguisher = 2 }\ncheckpoints = 2\nguards = 1\n')
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(DEMO_DIR=str(tmp_path / "demo"), DEMO_SCENARIO=str(scenario), DEMO_INTERVAL="1",
+               GATEWAY_MQTT_URL=mosquitto.url, GATEWAY_INFLUX_URL=influxd.url, GATEWAY_API_BIND=f"127.0.0.1:{port}",
+               GATEWAY_INFLUX_DB="t_demo", GATEWAY_GATEWAY_ID="demo-smoke", GATEWAY_MQTT_CLIENT_ID="demo-smoke")
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.demo"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        banner = b""
+        end = time.monotonic() + 45
+        while b"G001 / " not in banner and time.monotonic() < end:
+            line = proc.stdout.readline() if proc.stdout else b""  # type: ignore[union-attr]
+            assert line or proc.poll() is None, "the demo exited early"
+            banner += line
+        assert b"Demo site running" in banner and b"manager / " in banner and b"/manager" in banner
+        token = (tmp_path / "demo" / "gateway" / "api-token").read_text().strip()
+
+        def users() -> list:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/users",
+                                         headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return sorted(u["name"] for u in json.load(r)["items"])
+        assert users() == ["G001", "admin", "maintenance", "manager"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    assert b"Traceback" not in err and b"stopped cleanly" in err
+    assert json.loads(out.decode().splitlines()[-1])["acked"] > 0  # the simulator's summary: it stopped too
