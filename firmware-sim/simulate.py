@@ -231,22 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         max_pending=args.max_pending,
         progress=args.progress,
     )
-    statuses = {d.device: status_topic(args.prefix, args.site, d.kind, d.device) for d in devices}
-    publisher = MqttPublisher(
-        url,
-        statuses,
-        per_device=args.connections == "per-device",
-        qos=args.qos,
-        client_id=f"fm-sim-{args.site}-{os.getpid()}",
-        ca_file=args.ca_file,
-    )
-    stop, abort = threading.Event(), threading.Event()
-    _install_signals(stop, abort)
-    try:
-        publisher.start(args.connect_timeout)
-    except ConnectionError as err:
-        _LOGGER.error("%s", err)
+    connected = _connect(args, url, devices, per_device=args.connections == "per-device")
+    if connected is None:
         return 1
+    publisher, stop, abort = connected
     sim = Simulation(devices, publisher, opts, args.seed)
     _LOGGER.info(
         "simulating %d device(s) on %s/%s, one slot per device every %.3f s",
@@ -260,6 +248,23 @@ def main(argv: list[str] | None = None) -> int:
     complete = publisher.stop(args.ack_timeout, abort)
     _write_summary(sim.summary())
     return 0 if complete else 1
+
+
+def _connect(args: argparse.Namespace, url: BrokerUrl, devices: list[DeviceState], per_device: bool = False
+             ) -> tuple[MqttPublisher, threading.Event, threading.Event] | None:
+    """The publisher connected, and the stop and abort events SIGINT/SIGTERM set; None (said why) if the
+    broker could not be reached."""
+    statuses = {d.device: status_topic(args.prefix, args.site, d.kind, d.device) for d in devices}
+    publisher = MqttPublisher(url, statuses, per_device=per_device, qos=args.qos,
+                              client_id=f"fm-sim-{args.site}-{os.getpid()}", ca_file=args.ca_file)
+    stop, abort = threading.Event(), threading.Event()
+    _install_signals(stop, abort)
+    try:
+        publisher.start(args.connect_timeout)
+    except ConnectionError as err:
+        _LOGGER.error("%s", err)
+        return None
+    return publisher, stop, abort
 
 
 def _run_scenario(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -286,16 +291,10 @@ def _run_scenario(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         write_atomic(args.site_file, text + '\n[tickets]\nself_cleared = "auto"  # a fault gone by itself closes\n')
     if args.files_only:
         return 0
-    statuses = {d.device: status_topic(args.prefix, args.site, d.kind, d.device) for d in devices}
-    publisher = MqttPublisher(url, statuses, qos=args.qos, client_id=f"fm-sim-{args.site}-{os.getpid()}",
-                              ca_file=args.ca_file)
-    stop, abort = threading.Event(), threading.Event()
-    _install_signals(stop, abort)
-    try:
-        publisher.start(args.connect_timeout)
-    except ConnectionError as err:
-        _LOGGER.error("%s", err)
+    connected = _connect(args, url, devices)
+    if connected is None:
         return 1
+    publisher, stop, abort = connected
     opts = Options(prefix=args.prefix, site=args.site, tz=tz, count=args.count, duration=args.duration,
                    period=args.interval, sim_start=time.time(), progress=args.progress)
     sim = ScenarioSimulation(devices, publisher, opts, args.seed, sc, args.speed, start, guards)
