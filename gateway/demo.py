@@ -5,6 +5,8 @@ Starts a private Mosquitto and InfluxDB on loopback (unless ``GATEWAY_MQTT_URL``
 simulators of ``firmware-sim/`` running the scenario ``DEMO_SCENARIO`` (default
 ``firmware-sim/scenarios/demo-day.toml``) with its clock ``DEMO_SPEED`` (120) times real time:
 readings carry real time, so the gateway judges them as on a real site (README "Scenarios").
+Serial devices run too, on pseudo-terminals (``firmware-sim/sim_serial.py``): an NFC reader at the
+gate and a JSON-lines concentrator, in the gateway's ``[[serial]]`` settings.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from gateway.devservers import Influxd, Mosquitto, wait_tcp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "firmware-sim"))
+from sim_serial import SerialSims, gate_tag, site_lines
 
 _LOGGER = logging.getLogger("gateway.demo")
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +81,7 @@ def main() -> int:
     folder.mkdir(parents=True, exist_ok=True)
     servers: list[Mosquitto | Influxd] = []
     procs: list[subprocess.Popen[bytes]] = []
+    serial_sims: SerialSims | None = None
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -91,10 +97,13 @@ def main() -> int:
         site_file, settings = folder / "site.toml", folder / "gateway.toml"
         interval = float(os.environ.get("DEMO_INTERVAL", "20"))
         sim = [sys.executable, str(ROOT / "firmware-sim" / "simulate.py"), "--mqtt-url", mqtt_url, "--site", "demo",
-               "--scenario", os.environ.get("DEMO_SCENARIO", str(SCENARIO)), "--site-file", str(site_file),
+               "--scenario", os.environ.get("DEMO_SCENARIO", str(SCENARIO)),
                "--lamp-schedule", os.environ.get("DEMO_LAMP_SCHEDULE", _lamps_lit_now())]
-        subprocess.run([*sim, "--files-only"], check=True)
-        settings.write_text(_settings(interval))
+        subprocess.run([*sim, "--site-file", str(site_file), "--files-only"], check=True)
+        serial_sims = SerialSims(gate_tag(site_file), interval)
+        with site_file.open("a", encoding="utf-8") as f:  # the running simulator leaves the site file alone
+            f.write(site_lines())
+        settings.write_text(_settings(interval) + serial_sims.settings_toml())
         bind = os.environ.get("GATEWAY_API_BIND", "127.0.0.1:8080")
         env = dict(os.environ, GATEWAY_MQTT_URL=mqtt_url, GATEWAY_INFLUX_URL=influx_url, GATEWAY_SITE="demo",
                    GATEWAY_DATA_DIR=str(folder / "gateway"), GATEWAY_SITE_FILE=str(site_file),
@@ -105,6 +114,7 @@ def main() -> int:
         if not wait_tcp(port, 30):
             _LOGGER.error("the gateway did not open its API on %s; see the log above", bind)
             return 1
+        serial_sims.start()  # once the gateway is up: opening a port empties its input
         procs.append(subprocess.Popen([*sim, "--interval", f"{interval:g}", "--speed",
                                        os.environ.get("DEMO_SPEED", "120")], start_new_session=True))
         token_file, one_time = folder / "gateway" / "api-token", folder / "gateway" / "admin-password"
@@ -135,6 +145,8 @@ def main() -> int:
                     p.wait(30)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        if serial_sims is not None:
+            serial_sims.stop()
         for server in reversed(servers):
             server.stop()
         time.sleep(0.1)

@@ -220,3 +220,33 @@ def test_the_demo_starts_and_stops_cleanly(mosquitto, influxd, tmp_path: Path) -
     assert proc.returncode == 0, err.decode()[-3000:]
     assert b"Traceback" not in err and b"stopped cleanly" in err
     assert json.loads(out.decode().splitlines()[-1])["acked"] > 0  # the simulator's summary: it stopped too
+
+
+def test_the_serial_sims_reach_a_gateway(gateway_factory, tmp_path: Path) -> None:
+    """The demo's pty NFC reader and JSON-lines concentrator, read by a gateway through its [[serial]] ports."""
+    from sim_serial import FIELD_DEVICES, READER, SerialSims, gate_tag, site_lines
+
+    site_file = tmp_path / "site.toml"
+    site_file.write_text('[site]\nname = "t"\n\n[[checkpoints]]\nid = "CP-GATE"\nname = "北门"\n'
+                         'tag = "04A224B2C15E80"\n' + site_lines(), encoding="utf-8")
+    sims = SerialSims(gate_tag(site_file), every_s=0.2, tap_every=1)
+    try:
+        config = tmp_path / "gateway.toml"
+        config.write_text(sims.settings_toml(), encoding="utf-8")
+        g = gateway_factory(config, GATEWAY_SITE_FILE=str(site_file)).start()
+        sims.start()
+
+        def taps() -> list:
+            return g.get("/api/v1/taps", g.token)["items"]
+        wait_for(lambda: taps(), 15, what="a tap from the pty reader")
+        assert {(t["reader"], t["checkpoint"]) for t in taps()} == {(READER, "CP-GATE")}
+        for dev in FIELD_DEVICES:
+            wait_for(lambda d=dev: g.get(f"/api/v1/devices/{d.device}", g.token)["readings"] > 0, 15,
+                     what=f"a reading of {dev.device}")
+            assert g.get(f"/api/v1/devices/{dev.device}", g.token)["kind"] == dev.kind
+        ports = {p["port"]: p["open"] for p in g.health()["serial"]}
+        assert ports == {sims.nfc.path: True, sims.concentrator.path: True}
+        assert g.health()["dead_letters"] == {}
+        assert g.stop() == 0
+    finally:
+        sims.stop()
