@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Protocol
 
@@ -43,7 +44,7 @@ class OpenStats(Protocol):
     def as_json(self) -> dict[str, object]: ...
 
 
-class PortOwner:
+class PortOwner(ABC):
     """Owns one port in a thread of its own; subclasses read or poll it in :meth:`run`."""
 
     stats: OpenStats
@@ -60,8 +61,9 @@ class PortOwner:
         self._ever_failed = False
         self._logged_failure = 0.0  # monotonic time of the last failure logged at warning level
 
+    @abstractmethod
     def run(self) -> None:
-        raise NotImplementedError
+        """The owner's thread: open the port, read or poll it until stopped, reopen it when it fails."""
 
     # -- any thread ----------------------------------------------------------------------------
     def start(self, spawn: Spawn | None = None) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import html
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,21 +131,13 @@ def web_routes(sv: Any) -> APIRouter:
         """The only page open to everybody."""
         return page("login")
 
-    @r.get("/manager")
-    def manager(request: Request) -> Response:
-        return guarded("manager", request)
+    def guarded_page(name: str) -> Callable[[Request], Response]:
+        def show(request: Request) -> Response:
+            return guarded(name, request)
+        return show
 
-    @r.get("/maintenance")
-    def maintenance(request: Request) -> Response:
-        return guarded("maintenance", request)
-
-    @r.get("/guard")
-    def guard(request: Request) -> Response:
-        return guarded("guard", request)
-
-    @r.get("/assets")
-    def assets(request: Request) -> Response:
-        return guarded("assets", request)
+    for name in PAGES:  # /manager, /maintenance, /guard, /assets: each for the roles PAGES gives it
+        r.add_api_route(f"/{name}", guarded_page(name), methods=["GET"], name=name)
 
     @r.get("/static/{path:path}")
     def static(path: str, request: Request) -> Response:
