@@ -14,10 +14,10 @@ from __future__ import annotations
 import heapq
 import logging
 import time
-from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from sim_clock import SceneClock
 from sim_patrol import Guard, PlannedTap, next_due, walk
 from sim_run import Options, Publisher, Simulation
 from sim_scenario import ANNOUNCES, Event, Scenario, apply
@@ -33,41 +33,30 @@ class StatusPublisher(Publisher, Protocol):
     def status(self, device: str, online: bool) -> None: ...
 
 
-def scene_start(start: str, real_now: float, tz: ZoneInfo) -> float:
-    """The scenario clock's start: today's ``start`` (HH:MM, site local) as an epoch."""
-    hh, mm = (int(x) for x in start.split(":")[:2])
-    local = datetime.fromtimestamp(real_now, tz).replace(hour=hh, minute=mm, second=0, microsecond=0)
-    return local.timestamp()
-
-
 class ScenarioSimulation(Simulation):
     """A ``Simulation`` whose devices also live through the scenario's events, and whose guards walk."""
 
     def __init__(self, devices: list[DeviceState], publisher: StatusPublisher, opts: Options, seed: int | None,
-                 scenario: Scenario, speed: float, start: str, guards: list[Guard]) -> None:
+                 scenario: Scenario, speed: float, start: str, guards: list[Guard],
+                 clock_origin: float | None = None) -> None:
+        """``clock_origin``: the real epoch at which the scenario clock reads ``start`` (default: the run's
+        start), so that other simulators can share the clock."""
         super().__init__(devices, publisher, opts, seed)
         self.status_publisher = publisher
         self.scenario, self.speed, self.guards = scenario, speed, guards
         self.fleet = {d.device: d for d in devices}
         self.tz = ZoneInfo(scenario.timezone)
-        self.real0 = opts.sim_start
-        self.scene0 = scene_start(start, self.real0, self.tz)
-        midnight = datetime.fromtimestamp(self.scene0, self.tz).replace(hour=0, minute=0, second=0)
-        self.pending_events = sorted((self._when(midnight, e.at), i, e) for i, e in enumerate(scenario.events))
+        self.clock = SceneClock.starting(start, opts.sim_start if clock_origin is None else clock_origin, speed,
+                                         self.tz)
+        self.pending_events = self.clock.schedule(scenario.events)
         self.taps: list[tuple[float, int, PlannedTap]] = []
-        self.next_round = next_due(self.real0, scenario.patrol.every_min, self.tz)  # the first whole round
+        self.next_round = next_due(opts.sim_start, scenario.patrol.every_min, self.tz)  # the first whole round
         self.happened: list[dict[str, Any]] = []
         self.tick_s = 0.25
 
-    def _when(self, midnight: datetime, at: float) -> float:
-        """Scenario epoch of an event ``at`` seconds after the start day's midnight; one before the
-        start happens the next day (a day from 07:00 ends with the night's events)."""
-        when = (midnight + timedelta(seconds=at)).timestamp()
-        return when + 86400.0 if when < self.scene0 else when
-
     def scene(self, real: float) -> float:
         """Scenario-clock epoch at real epoch ``real``."""
-        return self.scene0 + (real - self.real0) * self.speed
+        return self.clock.scene(real)
 
     def tick(self) -> None:
         real = time.time()
@@ -86,7 +75,7 @@ class ScenarioSimulation(Simulation):
             self._tap(heapq.heappop(self.taps)[2])
 
     def _happen(self, event: Event, scene: float) -> None:
-        local = datetime.fromtimestamp(scene, self.tz).strftime("%H:%M")
+        local = self.clock.local(scene)
         if event.guard is not None:
             guard = next(g for g in self.guards if g.id == event.guard)
             if event.event == "skip":

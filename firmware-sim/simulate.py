@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--longitude", type=float, default=DEFAULT_LONGITUDE)
     add("--lamp-schedule", help="HH:MM-HH:MM local time, or 'sun' (photocell); default 18:00-06:00 or the scenario's")
     add("--scenario", help="run a scenario file (TOML): its site and its day of events; see README 'Scenarios'")
+    add("--clock-origin", type=float, metavar="EPOCH",
+        help="with --scenario: the real epoch at which the scenario clock reads --start (default: the run's start)")
     add("--ts-format", choices=("epoch", "rfc3339"), default="epoch")
     add("--no-ts", action="store_true", help="omit ts from every payload")
     add("--fault-ratio", type=_ratio, default=0.0)
@@ -275,6 +277,7 @@ def _run_scenario(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         url = parse_mqtt_url(args.mqtt_url)
         lamps = args.lamp_schedule or sc.lamp_schedule
         schedule = LampSchedule.parse(lamps, tz, sc.latitude, sc.longitude)
+        own = LampSchedule.parse(sc.lamp_schedule, tz, sc.latitude, sc.longitude)
         start = args.start or sc.start
         datetime.strptime(start, "%H:%M")
     except ScenarioError as err:
@@ -283,10 +286,17 @@ def _run_scenario(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error(f"--start/--lamp-schedule: {err}")
     counts = {**dict(sc.devices), "checkpoint": sc.guards}
     devices, _ = build_fleet(counts, site=args.site, born=time.time(), seed=args.seed, schedule=schedule)
+    # A day-burning lamp keeps the file's own schedule (its real night) whatever --lamp-schedule lights the
+    # others by, so that its burning by day shows in a demo whose lamps are lit around the clock.
+    day_lamps = {e.device for e in sc.events if e.event == "day_burning"}
+    for d in devices:
+        if d.device in day_lamps:
+            d.schedule = own
     guards = make_guards(sc.checkpoints, sc.guards)
     if args.site_file:
         text = site_toml(devices, [], site=args.site, timezone=sc.timezone, latitude=sc.latitude,
-                         longitude=sc.longitude, schedule=None if schedule.sun else lamps)
+                         longitude=sc.longitude, schedule=None if schedule.sun else lamps,
+                         schedules={str(d): None if own.sun else sc.lamp_schedule for d in day_lamps})
         text += patrol_toml(args.site, sc.checkpoints, [g.route for g in guards], **asdict(sc.patrol))
         write_atomic(args.site_file, text + '\n[tickets]\nself_cleared = "auto"  # a fault gone by itself closes\n')
     if args.files_only:
@@ -297,7 +307,7 @@ def _run_scenario(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     publisher, stop, abort = connected
     opts = Options(prefix=args.prefix, site=args.site, tz=tz, count=args.count, duration=args.duration,
                    period=args.interval, sim_start=time.time(), progress=args.progress)
-    sim = ScenarioSimulation(devices, publisher, opts, args.seed, sc, args.speed, start, guards)
+    sim = ScenarioSimulation(devices, publisher, opts, args.seed, sc, args.speed, start, guards, args.clock_origin)
     _LOGGER.info("scenario %s: %d device(s), %d guard(s), clock from %s at %gx, a reading every %g s",
                  sc.name, len(devices), len(guards), start, args.speed, args.interval)
     reason = sim.run(stop)

@@ -5,8 +5,12 @@ Starts a private Mosquitto and InfluxDB on loopback (unless ``GATEWAY_MQTT_URL``
 simulators of ``firmware-sim/`` running the scenario ``DEMO_SCENARIO`` (default
 ``firmware-sim/scenarios/demo-day.toml``) with its clock ``DEMO_SPEED`` (120) times real time:
 readings carry real time, so the gateway judges them as on a real site (README "Scenarios").
-Serial devices run too, on pseudo-terminals (``firmware-sim/sim_serial.py``): an NFC reader at the
-gate and a JSON-lines concentrator, in the gateway's ``[[serial]]`` settings.
+Serial devices run too, on pseudo-terminals (``firmware-sim/sim_serial.py``), in the gateway's
+``[[serial]]`` settings: the gate guard's NFC reader (his taps make the gate route's rounds), a
+JSON-lines concentrator, and a Modbus RTU bus of level and pressure transmitters (pymodbus, from the
+``test`` extra ``make demo`` installs) that the gateway polls. They follow the scenario on the MQTT
+simulator's clock (``--clock-origin``): rain fills their wells too, the hydrant main's drop shows on its
+transmitter.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from zoneinfo import ZoneInfo
 from gateway.devservers import Influxd, Mosquitto, wait_tcp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "firmware-sim"))
-from sim_serial import SerialSims, gate_tag, site_lines
+from sim_clock import SceneClock
+from sim_scenario import load as load_scenario
+from sim_serial import SerialSims, site_lines
 
 _LOGGER = logging.getLogger("gateway.demo")
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +42,7 @@ SCENARIO = ROOT / "firmware-sim" / "scenarios" / "demo-day.toml"
 USERS = (("manager", "manager"), ("maintenance", "maintenance"), ("G001", "guard"))
 """Demo logins; the guard is named after his guard id so his taps count for him."""
 KINDS = ("streetlight", "fire_extinguisher", "fire_hydrant", "smoke_detector", "drain_level")
+MODBUS_POLL_S = 5.0
 
 
 def _lamps_lit_now() -> str:
@@ -96,13 +103,16 @@ def main() -> int:
             influx_url = servers[-1].url
         site_file, settings = folder / "site.toml", folder / "gateway.toml"
         interval = float(os.environ.get("DEMO_INTERVAL", "20"))
+        speed = float(os.environ.get("DEMO_SPEED", "120"))
+        scenario_file = os.environ.get("DEMO_SCENARIO", str(SCENARIO))
         sim = [sys.executable, str(ROOT / "firmware-sim" / "simulate.py"), "--mqtt-url", mqtt_url, "--site", "demo",
-               "--scenario", os.environ.get("DEMO_SCENARIO", str(SCENARIO)),
-               "--lamp-schedule", os.environ.get("DEMO_LAMP_SCHEDULE", _lamps_lit_now())]
+               "--scenario", scenario_file, "--lamp-schedule", os.environ.get("DEMO_LAMP_SCHEDULE", _lamps_lit_now())]
         subprocess.run([*sim, "--site-file", str(site_file), "--files-only"], check=True)
-        serial_sims = SerialSims(gate_tag(site_file), interval)
+        scenario = load_scenario(scenario_file)
+        clock = SceneClock.starting(scenario.start, time.time(), speed, ZoneInfo(scenario.timezone))
+        serial_sims = SerialSims(scenario, clock, interval, folder / "usb-RS485-pump-room")
         with site_file.open("a", encoding="utf-8") as f:  # the running simulator leaves the site file alone
-            f.write(site_lines())
+            f.write(site_lines(scenario.patrol, MODBUS_POLL_S))
         settings.write_text(_settings(interval) + serial_sims.settings_toml())
         bind = os.environ.get("GATEWAY_API_BIND", "127.0.0.1:8080")
         env = dict(os.environ, GATEWAY_MQTT_URL=mqtt_url, GATEWAY_INFLUX_URL=influx_url, GATEWAY_SITE="demo",
@@ -115,8 +125,8 @@ def main() -> int:
             _LOGGER.error("the gateway did not open its API on %s; see the log above", bind)
             return 1
         serial_sims.start()  # once the gateway is up: opening a port empties its input
-        procs.append(subprocess.Popen([*sim, "--interval", f"{interval:g}", "--speed",
-                                       os.environ.get("DEMO_SPEED", "120")], start_new_session=True))
+        procs.append(subprocess.Popen([*sim, "--interval", f"{interval:g}", "--speed", f"{speed:g}",
+                                       "--clock-origin", f"{clock.real0:.3f}"], start_new_session=True))
         token_file, one_time = folder / "gateway" / "api-token", folder / "gateway" / "admin-password"
         token = token_file.read_text().strip() if token_file.exists() else "(revoked: gateway token --new)"
         logins = _demo_users(f"http://{bind}", token) if token_file.exists() else []

@@ -6,13 +6,16 @@ and states, never by the clock."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import wait_for
-from tests.sensors.modbus_line import Bus, float_registers, registers
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware-sim"))
+from sim_modbus import Bus, float_registers, registers
 
 SITE_FILE = """
 [site]

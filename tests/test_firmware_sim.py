@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,8 @@ from tests.conftest import wait_for
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "firmware-sim"))
 
+from sim_clock import SceneClock  # noqa: E402
+from sim_field import FIELD_DEVICES, TRANSMITTERS, FieldFleet, image  # noqa: E402
 from sim_run import Options  # noqa: E402
 from sim_scenario import ANNOUNCES, ScenarioError, apply, load, parse  # noqa: E402
 from sim_scene import ScenarioSimulation  # noqa: E402
@@ -208,12 +211,18 @@ def test_the_demo_starts_and_stops_cleanly(mosquitto, influxd, tmp_path: Path) -
         assert b"Demo site running" in banner and b"manager / " in banner and b"/manager" in banner
         token = (tmp_path / "demo" / "gateway" / "api-token").read_text().strip()
 
-        def users() -> list:
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/users",
+        def get(path: str) -> dict:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/{path}",
                                          headers={"Authorization": f"Bearer {token}"})
             with urllib.request.urlopen(req, timeout=10) as r:
-                return sorted(u["name"] for u in json.load(r)["items"])
-        assert users() == ["G001", "admin", "maintenance", "manager"]
+                return json.load(r)
+        assert sorted(u["name"] for u in get("users")["items"]) == ["G001", "admin", "maintenance", "manager"]
+
+        def transmitters() -> dict[str, int]:
+            buses = [p for p in get("health")["serial"] if p.get("mode") == "modbus-rtu"]
+            return {name: d["answers"] for p in buses for name, d in p["devices"].items()}
+        wait_for(lambda: (t := transmitters()) and all(t.values()), 30, what="the demo's Modbus transmitters answering")
+        assert set(transmitters()) == {"mb-well-01", "mb-well-02", "mb-main-01"}
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -222,31 +231,91 @@ def test_the_demo_starts_and_stops_cleanly(mosquitto, influxd, tmp_path: Path) -
     assert json.loads(out.decode().splitlines()[-1])["acked"] > 0  # the simulator's summary: it stopped too
 
 
-def test_the_serial_sims_reach_a_gateway(gateway_factory, tmp_path: Path) -> None:
-    """The demo's pty NFC reader and JSON-lines concentrator, read by a gateway through its [[serial]] ports."""
-    from sim_serial import FIELD_DEVICES, READER, SerialSims, gate_tag, site_lines
+def test_the_field_devices_follow_the_scenario_on_its_clock() -> None:
+    """Rain fills the RS-485 wells and the hydrant main's drop empties its transmitter, on the scenario clock
+    the MQTT fleet shares; ``restore`` brings the main back; an event on an MQTT device leaves them alone."""
+    sc = parse('events = [{ at = "08:00", event = "rain", hours = 2 }, { at = "08:00", event = "hydrant_main_drop" },'
+               ' { at = "09:00", event = "restore" },'
+               ' { at = "08:00", device = "well-0001", event = "cover_knocked" }]\n' + FLEET)
+    real0 = datetime(2026, 11, 21, 9, 0, tzinfo=TZ).timestamp()
+    fleet = FieldFleet(sc, SceneClock.starting("07:00", real0, 60.0, TZ))  # a scenario hour a real minute
 
+    def failing(device: str, real: float) -> frozenset[str]:
+        d = fleet.states[device]
+        kind = KINDS[d.kind]
+        fields = {k: v for k, v in fleet.reading(device, real).items() if k not in ("ts", "seq")}
+        assert image(d.kind, fields)  # the transmitters' registers can hold every reading
+        return kind.check(fields, CheckContext({**kind.limits, **RATED.get(d.kind, {})}, None))
+
+    wells = [d.device for d in FIELD_DEVICES if d.kind == "drain_level"]
+    mains = [d.device for d in FIELD_DEVICES if d.kind == "fire_hydrant"]
+    assert len(wells) == 3 and len(mains) == 2 and {d.unit for d in TRANSMITTERS} == {1, 2, 3}
+    for device in wells + mains:
+        assert failing(device, real0 + 30) == frozenset(), device  # 07:30: nothing yet
+    for device in mains:
+        assert failing(device, real0 + 105) == {"pressure_low"}  # 08:45: the main has dropped
+    for device in mains:
+        assert failing(device, real0 + 150) == frozenset()  # 09:30: restored
+    for device in wells:
+        assert failing(device, real0 + 180) == {"level_high"}  # 10:00: two hours of rain
+        assert fleet.reading(device, real0 + 180)["cover_open"] is False  # well-0001's cover is not theirs
+    assert [e.event for e in fleet.happened] == ["rain", "hydrant_main_drop", "restore"]
+
+
+def test_the_serial_devices_reach_a_gateway_and_the_gate_reader_makes_rounds(gateway_factory, tmp_path: Path) -> None:
+    """The demo's pty NFC reader, JSON-lines concentrator and Modbus transmitters, read by a gateway through
+    its [[serial]] ports: the gate guard's tap starts a round of the gate route, the field devices' readings
+    arrive and the scenario's rain and main drop open their tickets."""
+    from sim_serial import GATE, GATE_GUARD, READER, SerialSims, site_lines
+
+    sc = parse('events = [{ at = "08:00", event = "rain", hours = 4 }, { at = "08:00", event = "hydrant_main_drop" }]\n'
+               + FLEET + "[patrol]\nevery_min = 5\ntolerance_min = 2.5\n")  # windows that tile the day
     site_file = tmp_path / "site.toml"
-    site_file.write_text('[site]\nname = "t"\n\n[[checkpoints]]\nid = "CP-GATE"\nname = "北门"\n'
-                         'tag = "04A224B2C15E80"\n' + site_lines(), encoding="utf-8")
-    sims = SerialSims(gate_tag(site_file), every_s=0.2, tap_every=1)
+    site_file.write_text('[site]\nname = "t"\n' + site_lines(sc.patrol, 0.2), encoding="utf-8")
+    sims = SerialSims(sc, SceneClock.starting("07:00", time.time(), 300.0, TZ), 0.2, tmp_path / "usb-RS485")
     try:
         config = tmp_path / "gateway.toml"
-        config.write_text(sims.settings_toml(), encoding="utf-8")
+        config.write_text(sims.settings_toml() + "".join(
+            f"[kinds.{k}]\ndebounce_n = 2\ndebounce_s = 0\n" for k in ("drain_level", "fire_hydrant")))
         g = gateway_factory(config, GATEWAY_SITE_FILE=str(site_file)).start()
         sims.start()
+        assert sims.tap_gate()
 
         def taps() -> list:
             return g.get("/api/v1/taps", g.token)["items"]
         wait_for(lambda: taps(), 15, what="a tap from the pty reader")
-        assert {(t["reader"], t["checkpoint"]) for t in taps()} == {(READER, "CP-GATE")}
-        for dev in FIELD_DEVICES:
-            wait_for(lambda d=dev: g.get(f"/api/v1/devices/{d.device}", g.token)["readings"] > 0, 15,
-                     what=f"a reading of {dev.device}")
-            assert g.get(f"/api/v1/devices/{dev.device}", g.token)["kind"] == dev.kind
-        ports = {p["port"]: p["open"] for p in g.health()["serial"]}
-        assert ports == {sims.nfc.path: True, sims.concentrator.path: True}
-        assert g.health()["dead_letters"] == {}
+        assert {(t["reader"], t["checkpoint"], t["guard"]) for t in taps()} == {(READER, GATE[0], GATE_GUARD)}
+        rounds = g.get("/api/v1/rounds?route=GATE", g.token)["items"]
+        assert [r["guard"] for r in rounds if r["started_at"]] == [GATE_GUARD]  # the tap counts for a round
+        def kinds() -> dict[str, str]:
+            return {d["device"]: d["kind"] for d in g.get("/api/v1/devices?limit=100", g.token)["items"]
+                    if d["readings"]}
+        wait_for(lambda: kinds().items() >= {d.device: d.kind for d in FIELD_DEVICES}.items(), 15,
+                 what="every field device read")
+
+        def faults() -> set[tuple[str, str]]:
+            items = g.get("/api/v1/tickets?limit=100", g.token)["items"]
+            return {(t["asset"], t["fault"]) for t in items}
+        expect = {(d.asset, "level_high" if d.kind == "drain_level" else "pressure_low") for d in FIELD_DEVICES}
+        wait_for(lambda: faults() >= expect, 60, what="rain and the main's drop, on every serial device")
+        health = g.health()
+        ports = {p["port"]: p["open"] for p in health["serial"]}
+        assert ports == {sims.nfc.path: True, sims.concentrator.path: True, str(sims.bus.link): True}
+        (bus,) = [p for p in health["serial"] if p["port"] == str(sims.bus.link)]
+        assert all(bus["devices"][d.device]["answers"] > 0 for d in TRANSMITTERS)
+        assert health["dead_letters"] == {}
         assert g.stop() == 0
     finally:
         sims.stop()
+
+
+def test_a_day_burning_lamp_keeps_the_scenarios_own_schedule(tmp_path: Path) -> None:
+    """The demo lights its lamps around the clock (--lamp-schedule); a lamp that burns by day keeps the
+    scenario's real night in the site file, so the gateway can tell it burns by day."""
+    scenario, site = tmp_path / "s.toml", tmp_path / "site.toml"
+    scenario.write_text('events = [{ at = "09:00", device = "lamp-0002", event = "day_burning" }]\n'
+                        '[site]\nlamp_schedule = "18:00-06:00"\ndevices = { streetlight = 2 }\n')
+    subprocess.run([sys.executable, str(SIM), "--scenario", str(scenario), "--site-file", str(site),
+                    "--lamp-schedule", "08:00-20:00", "--files-only"], check=True, timeout=30)
+    assets = tomllib.loads(site.read_text(encoding="utf-8"))["assets"]
+    assert {a["id"]: a["schedule"] for a in assets} == {"L-0001": "08:00-20:00", "L-0002": "18:00-06:00"}

@@ -1,11 +1,12 @@
 """The modbus-rtu reader on real pseudo-terminals, polling pymodbus's RTU server through a cable the test
-controls (tests/sensors/modbus_line.py): readings, refusals, a silent slave, a silent bus, an unplugged
+controls (firmware-sim/sim_modbus.py): readings, refusals, a silent slave, a silent bus, an unplugged
 adapter. Progress is judged by counts of polls and answers, never by the clock."""
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,9 @@ from gateway.sensors.modbus_site import ModbusDeviceModel
 from gateway.sensors.serial import register_metrics
 from gateway.sensors.serial_modbus import BusStatus, ModbusReader, register_modbus_metrics
 from tests.conftest import wait_for
-from tests.sensors.modbus_line import Bus, float_registers, registers
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware-sim"))
+from sim_modbus import Bus, float_registers, registers
 
 NOW = 1763712000.5
 UNITS = {

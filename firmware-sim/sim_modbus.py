@@ -1,42 +1,32 @@
-"""An RS-485 bus for tests, on pseudo-terminals: pymodbus's RTU server as the slaves, the gateway's end,
-and a cable between them that the test can pull out, plug back in, or make a slave on it fall silent,
-or noisy.
+"""An RS-485 bus of Modbus RTU slaves on pseudo-terminals: pymodbus's RTU server as the transmitters,
+the gateway's end, and a cable between them. The demo polls level and pressure transmitters on it; the
+tests pull the cable out, plug it back in, or make a slave on it fall silent, or noisy.
 
 pymodbus's server opens a serial port by its path, and so does the gateway; a pseudo-terminal has a
 path on one side only. So each end gets a pseudo-terminal of its own and the cable relays bytes
 between their master sides, as a wire would. It is an independent implementation of Modbus RTU: the
-gateway's framing and CRC are checked against it, not against themselves.
+gateway's framing and CRC are checked against it, not against themselves. pymodbus is in the
+gateway's ``test`` extra (``make demo`` installs it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import select
 import struct
 import threading
-import tty
 from collections import Counter
 from pathlib import Path
 
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
+from pymodbus.simulator.simutils import SimUtils
+from sim_pty import Pty
 
-
-class Pty:
-    """A pseudo-terminal whose slave path stands for a serial device."""
-
-    def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)  # as pyserial will: no echo, no CR -> LF
-        self.path = os.ttyname(self.slave)
-        self.closed = False
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            os.close(self.master)
-            os.close(self.slave)
+Image = tuple[list[int], list[int], list[bool]]
+"""A slave's holding registers, input registers and coils, each from address 0."""
 
 
 class Cable(threading.Thread):
@@ -85,7 +75,7 @@ class Cable(threading.Thread):
                             self._to_gateway(gw, data)
                         else:
                             self._to_slaves(data)
-            except OSError:  # the gateway's side was closed under us: it is being unplugged
+            except OSError:  # a side was closed under us: being unplugged, or the bus shutting down
                 continue
 
     def _to_slaves(self, data: bytes) -> None:
@@ -109,6 +99,7 @@ class Cable(threading.Thread):
 
 
 def registers(*values: int) -> list[int]:
+    """Whole numbers as 16-bit registers (negative ones as two's complement)."""
     return [v & 0xFFFF for v in values]
 
 
@@ -120,16 +111,20 @@ def float_registers(value: float) -> list[int]:
 class Slaves:
     """pymodbus's RTU server answering for several units on one pseudo-terminal path.
 
-    ``units`` maps a unit to its (holding registers, input registers, coils) from address 0.
+    ``units`` maps a unit to its image (holding registers, input registers, coils from address 0).
+    :meth:`set` gives a unit new values while the server runs (a transmitter measuring), of the same
+    lengths; every read answers with the latest.
     """
 
-    def __init__(self, path: str, units: dict[int, tuple[list[int], list[int], list[bool]]]) -> None:
-        devices = [SimDevice(unit, simdata=(
-            [SimData(0, values=coils or [False], datatype=DataType.BITS)],
+    def __init__(self, path: str, units: dict[int, Image]) -> None:
+        self._images = {unit: _padded(image) for unit, image in units.items()}
+        self._lock = threading.Lock()
+        devices = [SimDevice(unit, action=functools.partial(self._latest, unit), simdata=(
+            [SimData(0, values=coils, datatype=DataType.BITS)],
             [SimData(0, values=[False], datatype=DataType.BITS)],
-            [SimData(0, values=holding or [0], datatype=DataType.REGISTERS)],
-            [SimData(0, values=inputs or [0], datatype=DataType.REGISTERS)],
-        )) for unit, (holding, inputs, coils) in units.items()]
+            [SimData(0, values=holding, datatype=DataType.REGISTERS)],
+            [SimData(0, values=inputs, datatype=DataType.REGISTERS)],
+        )) for unit, (holding, inputs, coils) in self._images.items()]
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._server: ModbusSerialServer | None = None
@@ -137,6 +132,29 @@ class Slaves:
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("pymodbus's server did not start")
+
+    def set(self, unit: int, image: Image) -> None:
+        """The unit's registers now read ``image`` (same lengths as at the start)."""
+        new = _padded(image)
+        with self._lock:
+            if [len(part) for part in new] != [len(part) for part in self._images[unit]]:
+                raise ValueError(f"unit {unit}: an image of other lengths than its first")
+            self._images[unit] = new
+
+    async def _latest(self, unit: int, function: int, start: int, address: int, count: int,
+                      block: list[int], values: list[int] | list[bool] | None) -> None:
+        """pymodbus's hook before it answers: copy the unit's latest image into the block it reads."""
+        del start, address, count
+        if values is not None or function not in (1, 3, 4):
+            return
+        with self._lock:
+            holding, inputs, coils = self._images[unit]
+        if function == 1:
+            packed = SimUtils.bitsToRegisters(coils + [False] * (-len(coils) % 16))
+            block[:len(packed)] = packed
+        else:
+            words = holding if function == 3 else inputs
+            block[:len(words)] = words
 
     def _run(self, devices: list[SimDevice], path: str) -> None:
         asyncio.set_event_loop(self.loop)
@@ -155,10 +173,16 @@ class Slaves:
         self.loop.close()
 
 
+def _padded(image: Image) -> Image:
+    """pymodbus wants at least one value in each table."""
+    holding, inputs, coils = image
+    return list(holding) or [0], list(inputs) or [0], list(coils) or [False]
+
+
 class Bus:
     """The whole line: slaves, cable, and the gateway's end under a stable name (a by-id link)."""
 
-    def __init__(self, link: Path, units: dict[int, tuple[list[int], list[int], list[bool]]]) -> None:
+    def __init__(self, link: Path, units: dict[int, Image]) -> None:
         self.link = link
         self.slaves_side = Pty()
         self.slaves = Slaves(self.slaves_side.path, units)
@@ -169,6 +193,7 @@ class Bus:
     def plug(self) -> None:
         """An adapter plugged in: a new pseudo-terminal appears under the stable name."""
         side = Pty()
+        self.link.unlink(missing_ok=True)  # a stale link left by a run that was killed
         self.link.symlink_to(side.path)
         self.cable.plug(side)
 
