@@ -8,7 +8,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
-DEBS    = mosquitto influxdb python3-venv chromium fonts-wqy-microhei  # the last two: page tests only
+DEBS    = mosquitto influxdb python3-venv chromium fonts-wqy-microhei shellcheck systemd curl openssl  # all but the first three: tests only
 
 .PHONY: demo test lint bench deps venv clean
 
@@ -19,6 +19,10 @@ deps:
 	$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
 	[ -n "$(NO_BROWSER)" ] || [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -n "$(NO_BROWSER)" ] || [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
+	[ -n "$(NO_BROWSER)" ] || command -v shellcheck >/dev/null 2>&1 || missing="$$missing shellcheck"; \
+	[ -n "$(NO_BROWSER)" ] || command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	[ -n "$(NO_BROWSER)" ] || command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	[ -n "$(NO_BROWSER)" ] || command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \

@@ -58,8 +58,16 @@ class OutboxHealth(BaseModel):
     dropped: int
 
 
+class ClockHealth(BaseModel):
+    synced: bool  # the probe's answer now
+    held: bool  # SLA escalations, missed rounds and silent-device checks wait for a synchronised clock
+    require_sync: bool  # clock.require_sync
+    source: str
+    detail: str
+
+
 class Health(BaseModel):
-    status: str  # ok | degraded
+    status: str  # ok | degraded (held time decisions too)
     site: str
     gateway: str
     uptime_s: float
@@ -68,6 +76,7 @@ class Health(BaseModel):
     outbox: OutboxHealth
     dead_letters: dict[str, int]
     serial: list[dict[str, Any]] = []  # per configured port: open, lines, garbage, reopenings, last error
+    clock: ClockHealth | None = None
 
 
 class ErrorDetail(BaseModel):
@@ -171,10 +180,11 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
 
     @app.get("/api/v1/health", response_model=Health, tags=["health"])
     def health() -> Health:
-        """Is the gateway doing its job: broker, InfluxDB, backlog, refused input."""
+        """Is the gateway doing its job: broker, InfluxDB, backlog, refused input, a clock it may trust."""
         depth, size, oldest = sv.outbox.depth()
         fw, tr = sv.forwarder, sv.transport
-        ok = tr.connected and fw.last_error is None
+        clock = sv.clock.state.as_json(sv.clock.require_sync) if sv.clock is not None else None
+        ok = tr.connected and fw.last_error is None and not (clock and clock["held"])
         return Health(
             status="ok" if ok else "degraded",
             site=sv.settings.site,
@@ -188,6 +198,7 @@ def create_app(services: Any) -> FastAPI:  # Services; typed loosely: the API im
                                 round(time.time() - oldest, 3), dropped=sv.outbox.dropped),
             dead_letters=sv.outbox.dead_letter_counts(),
             serial=[{"port": r.settings.port, **r.stats.as_json()} for r in sv.serial],
+            clock=ClockHealth.model_validate(clock) if clock else None,
         )
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["health"])

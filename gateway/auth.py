@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway import schema
 from gateway.outbox import connect
 
 _LOGGER = logging.getLogger(__name__)
@@ -61,18 +62,6 @@ ONE_TIME_FILE = "admin-password"
 INSTALLER_FILE = "api-token"
 FIRST_START = "first start"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE COLLATE NOCASE, role TEXT NOT NULL,
-    password TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0, must_change INTEGER NOT NULL DEFAULT 0,
-    failures INTEGER NOT NULL DEFAULT 0, lockouts INTEGER NOT NULL DEFAULT 0, locked_until REAL,
-    created_at REAL NOT NULL, created_by TEXT NOT NULL, last_login REAL, password_changed_at REAL);
-CREATE TABLE IF NOT EXISTS auth_tokens (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, name TEXT NOT NULL,
-    user_id INTEGER, device TEXT, created_at REAL NOT NULL, created_by TEXT NOT NULL, last_used REAL,
-    expires_at REAL, revoked_at REAL, revoked_by TEXT);
-CREATE INDEX IF NOT EXISTS auth_tokens_user ON auth_tokens (user_id);
-"""
 _USER_COLUMNS = ("id, name, role, disabled, must_change, failures, lockouts, locked_until, created_at, created_by, "
                  "last_login, password_changed_at")
 _TOKEN_COLUMNS = ("t.id, t.kind, t.name, t.user_id, u.name, t.device, t.created_at, t.created_by, t.last_used, "
@@ -209,7 +198,7 @@ class AuthStore:
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.time, one_time_file: Path | None = None) -> None:
         self.db = connect(path)
-        self.db.executescript(SCHEMA)
+        schema.migrate(self.db, schema.GATEWAY)  # its tables: gateway/schema.py
         self.clock = clock
         #: The first start's one-time admin password: removed once that admin has changed it.
         self.one_time_file = one_time_file

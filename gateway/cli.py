@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+from gateway import backup, schema
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.site import Site, load_site
 
@@ -26,12 +27,17 @@ def _load(config: Path | None) -> tuple[Settings, Site]:
     return settings, site
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _setup_logging(level: str, log_format: str = "text") -> None:
+    """Text lines on stderr, or structured records to journald (``log_format``; gateway/journal.py)."""
+    import os
+
+    from gateway.journal import handler_for
+
+    handler, note = handler_for(log_format, os.environ)
+    logging.basicConfig(level=level, handlers=[handler])
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    if note:
+        _LOGGER.warning("%s", note)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -39,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.service import Gateway, build
 
     settings, site = _load(args.config)
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     gateway = Gateway(build(settings, site), serve_api=serve)
     stop = threading.Event()
 
@@ -86,6 +92,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     db = settings.data_dir / "gateway.db"
     if not db.is_file():
         raise ConfigError([f"data_dir: no gateway database at {db} (run the gateway first, or set GATEWAY_DATA_DIR)"])
+    schema.migrate_file(db, schema.GATEWAY)  # an older database is brought up first; a newer one refused
     commitments = Commitments(db, site)
     try:
         report = commitments.month(args.month, time.time())
@@ -113,6 +120,7 @@ def cmd_token(args: argparse.Namespace) -> int:
         raise ConfigError([f"data_dir: no gateway database at {db} (run the gateway first, or set GATEWAY_DATA_DIR)"])
     if settings.api.token:
         raise ConfigError(["api.token: the installer's token is set in the configuration: remove or change it there"])
+    schema.migrate_file(db, schema.GATEWAY)  # an older database is brought up first; a newer one refused
     store = AuthStore(db)
     try:
         revoked = store.revoke_installer("gateway token")
@@ -127,6 +135,18 @@ def cmd_token(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """One line per check (OK, WARN or FAIL, and what to do); exit 1 when any failed."""
+    import time
+
+    from gateway import doctor
+
+    settings = load_settings(args.config)
+    checks = doctor.run(settings, time.time())
+    sys.stdout.write("".join(c.line() + "\n" for c in checks))
+    return doctor.exit_code(checks)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -160,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         ("check", cmd_check, "validate the configuration and the site file"),
         ("report", cmd_report, "the monthly commitment report (物业服务承诺公示) as HTML, CSV or JSON"),
         ("token", cmd_token, "revoke (--revoke) or renew (--new) the installer's bootstrap API token"),
+        ("doctor", cmd_doctor, "check broker, InfluxDB, serial ports, clock, disk, outbox and data folder"),
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", type=Path, help="TOML settings file (GATEWAY_* variables override it)")
@@ -181,12 +202,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=2000, help="messages per batch (default 2000)")
     p.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="WARNING")
     p.set_defaults(fn=cmd_replay)
+    backup.add_commands(sub)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
     except ConfigError as exc:
         for line in exc.problems:
             sys.stderr.write(f"config error: {line}\n")
+        return EXIT_CONFIG
+    except schema.SchemaError as exc:  # a database newer than this gateway, or a migration that failed
+        for line in exc.problems:
+            sys.stderr.write(f"database error: {line}\n")
         return EXIT_CONFIG
 
 

@@ -220,6 +220,27 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class ClockSettings(_Section):
+    """Whether time-based decisions (SLA escalations, missed rounds, silent devices) wait for a clock that is
+    known to be right: a Pi has no real-time clock, and one that boots without network starts at a wrong time."""
+
+    #: Hold those decisions while the clock is not synchronised (readings are still taken and stored). Off by
+    #: default, so a test machine or a laptop whose kernel is not NTP-synchronised runs as before; the
+    #: Raspberry Pi installer turns it on.
+    require_sync: bool = False
+    #: How synchronisation is known: ``adjtimex`` (the kernel's NTP status, which chrony and
+    #: systemd-timesyncd keep), or ``file:/path`` (a file whose first word is ``synced``; for tests, and for a
+    #: site whose own check writes it).
+    sync_probe: str = "adjtimex"
+
+    @field_validator("sync_probe")
+    @classmethod
+    def _check_probe(cls, v: str) -> str:
+        if v != "adjtimex" and not (v.startswith("file:") and len(v) > len("file:")):
+            raise ValueError("must be adjtimex or file:/path/to/file")
+        return v
+
+
 class KindSettings(_Section):
     """Per sensor kind: how often its devices report (for the silent-device watch), and how long a
     fault must persist before it opens (and be gone before it clears)."""
@@ -317,11 +338,15 @@ class Settings(_Section):
     data_dir: Path = Path("data")
     site_file: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: ``auto``: structured records to journald when stderr is the journal (under systemd), else text lines
+    #: on stderr; ``journal`` or ``text`` force one.
+    log_format: Literal["auto", "journal", "text"] = "auto"
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
     outbox: OutboxSettings = OutboxSettings()
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
+    clock: ClockSettings = ClockSettings()
     kinds: dict[str, KindSettings] = {}
     #: Where ticket and asset events are sent: group bots (WeCom, DingTalk, Feishu) or plain JSON.
     webhooks: list[WebhookSettings] = []

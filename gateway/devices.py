@@ -16,16 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from gateway import schema
 from gateway.outbox import connect
 
 _LOGGER = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS devices (
-    device TEXT PRIMARY KEY, kind TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
-    last_ts REAL, last_fields TEXT, online INTEGER NOT NULL, offline_reason TEXT, status_at REAL NOT NULL,
-    readings INTEGER NOT NULL, rejected INTEGER NOT NULL);
-"""
 
 
 @dataclass
@@ -58,7 +52,7 @@ class DeviceRegistry:
     def __init__(self, path: Path, heartbeat_s: Mapping[str, float], misses: int, synchronous: str = "full") -> None:
         # "normal" only where the database can be recomputed (a replay): it skips the fsync per commit.
         self._db: sqlite3.Connection = connect(path, synchronous)
-        self._db.executescript(SCHEMA)
+        schema.migrate(self._db, schema.GATEWAY)  # its table: gateway/schema.py
         self.heartbeat_s = dict(heartbeat_s)
         #: Devices with a heartbeat of their own, over their kind's: a polled Modbus device reports every poll.
         self.device_heartbeat_s: dict[str, float] = {}
@@ -117,8 +111,9 @@ class DeviceRegistry:
         rec.last_seen = max(rec.last_seen, now)
         rec.rejected += 1
 
-    def sweep(self, now: float) -> list[Transition]:
-        """Devices silent past their heartbeat go offline (reason ``silent``)."""
+    def sweep(self, now: float, since: float = 0.0) -> list[Transition]:
+        """Devices silent past their heartbeat go offline (reason ``silent``). Silence is counted from
+        ``since`` at most: after the clock was set right, a reading received on the wrong clock is not years old."""
         out = []
         with self.lock:
             for rec in self._records.values():
@@ -126,13 +121,13 @@ class DeviceRegistry:
                     continue
                 beat = self.device_heartbeat_s.get(rec.device) or self.heartbeat_s.get(rec.kind, 3600.0)
                 limit = beat * self.misses
-                if now - rec.last_seen > limit:
+                if now - max(rec.last_seen, since) > limit:
                     rec.online, rec.offline_reason, rec.status_at = False, "silent", now
                     self._dirty.add(rec.device)
                     out.append(Transition(rec.device, rec.kind, False, "silent", now))
                     _LOGGER.warning(
                         "device %s (%s) silent for %.0f s, past %d missed heartbeats: offline",
-                        rec.device, rec.kind, now - rec.last_seen, self.misses,
+                        rec.device, rec.kind, now - rec.last_seen, self.misses, extra={"device": rec.device},
                     )
         return out
 

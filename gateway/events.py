@@ -14,13 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY, at REAL NOT NULL, type TEXT NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL,
-    data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS event_cursors (relay TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
-"""
-
 
 @dataclass(frozen=True)
 class Event:

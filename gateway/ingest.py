@@ -184,7 +184,8 @@ class Ingestor:
                 if t:
                     self.transitions.append(t)
                     _LOGGER.info("device %s (%s) on %s: %s", msg.device, msg.kind, msg.source,
-                                 "online" if online else "offline")
+                                 "online" if online else "offline",
+                                 extra={"device": msg.device, "kind": msg.kind, "topic": msg.source})
             for msg, d in dead:
                 metrics.rejected[d.reason] += 1
                 if msg.kind and msg.device:
@@ -197,7 +198,8 @@ class Ingestor:
         if last is None or msg.received_at - last >= _LOG_EVERY_S:
             self._logged[k] = msg.received_at
             _LOGGER.warning("rejected message from device %s on %s: %s: %s (logged once per %d min)",
-                            msg.device or "?", msg.source, why.reason, why.detail, _LOG_EVERY_S // 60)
+                            msg.device or "?", msg.source, why.reason, why.detail, _LOG_EVERY_S // 60,
+                            extra={"device": msg.device or None, "topic": msg.source, "reason": why.reason})
         return msg, DeadLetter(msg.received_at, msg.source, device, why.reason, why.detail, len(msg.payload),
                                msg.payload[: self.dl_bytes])
 
@@ -206,11 +208,13 @@ class Ingestor:
         out, self.transitions = self.transitions, []
         return out
 
-    def tick(self, now: float) -> list[Transition]:
-        """Periodic upkeep from the ingest thread: expiry, silent devices, persistence."""
+    def tick(self, now: float, sweep: bool = True, since: float = 0.0) -> list[Transition]:
+        """Periodic upkeep from the ingest thread: expiry, silent devices, persistence. ``sweep`` False: no
+        device is declared silent (the clock is not trusted); ``since``: silences count from then at most."""
         if len(self._logged) > 10_000:
             self._logged = {k: t for k, t in self._logged.items() if now - t < _LOG_EVERY_S}
         self.outbox.prune(now - self.deduper.window_s)
-        self.transitions.extend(self.registry.sweep(now))
+        if sweep:
+            self.transitions.extend(self.registry.sweep(now, since))
         self.registry.flush()
         return self.take_transitions()

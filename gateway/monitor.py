@@ -258,7 +258,7 @@ class Monitor:
                         self.store.act(live["id"], "cancel", "sensor", at,
                                        f"the whole bus {name} is silent: ticket {ticket['id']} takes its place")
                 _LOGGER.warning("bus %s (%s) silent: one %s ticket for its %d devices", name, port,
-                                BUS_SILENT.code, len(devices))
+                                BUS_SILENT.code, len(devices), extra={"port": port})
             elif not silent and name in self.silent_buses:
                 self.silent_buses.discard(name)
                 self.store.fault_cleared(subject, BUS_SILENT.code, at)

@@ -17,18 +17,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-_LOGGER = logging.getLogger(__name__)
+from gateway import schema
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, at REAL NOT NULL, line TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS seen (device TEXT NOT NULL, seq INTEGER NOT NULL, k REAL NOT NULL, at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY, at REAL NOT NULL, source TEXT NOT NULL, device TEXT,
-    reason TEXT NOT NULL, detail TEXT NOT NULL, size INTEGER NOT NULL, payload BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (reason, id);
-CREATE TABLE IF NOT EXISTS dead_letter_counts (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox_drops (id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER NOT NULL);
-"""
+_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +40,7 @@ def connect(path: Path, synchronous: str = "full") -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA busy_timeout=30000")
+    schema.tune(conn)  # the WAL's checkpoints and size: gateway/schema.py
     return conn
 
 
@@ -86,7 +78,7 @@ class Outbox:
         self._r = connect(path, synchronous)  # forwarder thread
         self._q = connect(path, synchronous)  # readers (API, health)
         self._q_lock = threading.Lock()
-        self._w.executescript(SCHEMA)
+        schema.migrate(self._w, schema.OUTBOX)  # its tables: gateway/schema.py
         count, size, oldest = self._w.execute(
             "SELECT count(*), coalesce(sum(length(line)), 0), min(at) FROM outbox"
         ).fetchone()

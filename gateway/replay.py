@@ -42,6 +42,7 @@ from typing import Any
 
 from pydantic_core import from_json, to_json
 
+from gateway import schema
 from gateway.config import Settings
 from gateway.devices import DeviceRegistry, Transition
 from gateway.influx import Forwarder, make_writer
@@ -254,6 +255,7 @@ class Replay:
         """Wire the pipeline as :func:`gateway.service.build` does, with the clock at ``now``."""
         s, site = self.settings, self.site
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        schema.migrate_data_dir(self.data_dir)  # as the gateway's start does
         kind = Outbox if self.influx else LinelessOutbox
         self.outbox = kind(self.data_dir / "outbox.db", int(s.outbox.max_mb * 1e6), "normal",
                            s.ingest.dead_letter_keep)

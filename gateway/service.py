@@ -17,7 +17,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway import schema
 from gateway.auth import ONE_TIME_FILE, AuthStore, first_admin, installer_token
+from gateway.clock import ClockGuard, make_probe
 from gateway.commitments.monthly import RUNNING_EVERY_S, Commitments
 from gateway.config import ConfigError, Settings
 from gateway.devices import DeviceRegistry, Transition
@@ -38,6 +40,7 @@ from gateway.sensors.serial import SerialReader, register_metrics
 from gateway.sensors.serial_modbus import BusStatus, ModbusReader, register_modbus_metrics
 from gateway.sensors.serial_port import PortOwner
 from gateway.site import Site, load_site
+from gateway.systemd import Notifier, Watchdog, pipeline_healthy, status_line, watchdog_from_env
 from gateway.tickets import TicketStore
 from gateway.webhooks import WebhookDispatcher
 
@@ -78,6 +81,8 @@ class Services:
     started_at: float = field(default_factory=time.time)
     failed: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)  # open event streams end on it
+    #: Whether the wall clock is known to be right; time-based decisions wait while it holds (set by build).
+    clock: ClockGuard | None = None
 
 
 def open_auth(settings: Settings) -> tuple[AuthStore, str]:
@@ -109,6 +114,7 @@ def build(settings: Settings, site: Site) -> Services:
     if problems := serial_modbus.bus_problems(settings.serial, site.modbus, str(settings.site_file)):
         raise ConfigError(problems)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    schema.migrate_data_dir(settings.data_dir)  # both databases, before any store opens them
     auth, token = open_auth(settings)
     edits = CheckpointEdits(settings.data_dir / "gateway.db")
     site = edits.apply(site)  # checkpoints edited through the API, over the site file's
@@ -147,7 +153,14 @@ def build(settings: Settings, site: Site) -> Services:
     return Services(settings, site, outbox, registry, metrics, ingestor, transport, forwarder, tickets, monitor,
                     webhooks, commitments, token, auth, fieldwork=field_, inspections=inspections,
                     checkpoints=edits, ledger_lines=ledger_lines,
-                    history=History(settings.influx))
+                    history=History(settings.influx), clock=clock_guard(settings))
+
+
+def clock_guard(settings: Settings) -> ClockGuard:
+    """The clock judged once at start, so the health endpoint has an answer before the first tick."""
+    guard = ClockGuard(make_probe(settings.clock.sync_probe), settings.clock.require_sync)
+    guard.check(time.time())
+    return guard
 
 
 def _api_user(source: str) -> str | None:
@@ -206,6 +219,10 @@ class IngestLoop:
         self.new_site: Site | None = None  # a reloaded site file, waiting for the ingest thread
         self.submitted: deque[list[Message]] = deque()
         self.calls: deque[tuple[Callable[[], object], Future[object]]] = deque()
+        #: Monotonic time the loop last went round (the systemd watchdog pings only while it is recent);
+        #: ``polled`` is set after the first poll, which attempts the broker connection.
+        self.heartbeat = time.monotonic()
+        self.polled = threading.Event()
 
     def call(self, fn: Callable[[], object], timeout: float = 10.0) -> object:
         """Any thread: run ``fn`` in the ingest thread, between batches, and return what it returned."""
@@ -257,8 +274,10 @@ class IngestLoop:
         prefix, site, topics = self.prefix, self.site, self.topics
         next_tick = time.monotonic() + TICK_S
         while not self.stop_evt.is_set():
+            self.heartbeat = time.monotonic()
             self.drain()
             batch = transport.poll(max(0.0, next_tick - time.monotonic()))
+            self.polled.set()
             if batch:
                 ingestor.handle([m for m in (to_message(i, prefix, site, topics) for i in batch) if m is not None])
                 transport.ack(batch)
@@ -296,10 +315,15 @@ class IngestLoop:
         sv.outbox.commit(sv.monitor.set_site(site, sv.registry.online(), time.time()), [], [])
 
     def tick(self, now: float) -> None:
-        self.devices(self.sv.ingestor.tick(now))
-        self.sv.tickets.watch(now)
-        if self.sv.fieldwork is not None:
-            self.sv.fieldwork.tick(now)
+        """Decisions on time; while the clock is not known to be right (clock.require_sync) they wait, and
+        readings are still stored. Silences are measured from the end of a hold, not across it."""
+        clock = self.sv.clock.check(now) if self.sv.clock is not None else None
+        held = clock is not None and clock.held
+        self.devices(self.sv.ingestor.tick(now, sweep=not held, since=clock.resumed_at if clock else 0.0))
+        if not held:
+            self.sv.tickets.watch(now)
+            if self.sv.fieldwork is not None:
+                self.sv.fieldwork.tick(now)
         self.flush_ledger()
         self.relay.pump()
         self.relay.save()
@@ -347,6 +371,8 @@ class Gateway:
         self._serve_api = serve_api
         self._stopping = threading.Event()
         self._freezer = Supervised("commitments", self._freeze_months, services.failed)
+        self.systemd = Notifier.from_env()
+        self._watchdog = watchdog_from_env()
         services.reload_site = lambda: self.reload_site(services.settings.site_file)
         services.call = self.ingest.call
         services.ingest_submit = self.ingest.submit
@@ -367,6 +393,32 @@ class Gateway:
             reader.start(lambda name, target: Supervised(name, target, self.sv.failed))
         if self._serve_api:
             self._stop_api = self._serve_api(self.sv)
+        if self.systemd.enabled:
+            self.ingest.polled.wait(15.0)  # the broker connection attempted (a failure is retried with backoff)
+            self.systemd.send("READY=1", f"STATUS={self._status()}")
+            if (dog := self._watchdog) is not None:
+                Supervised("watchdog", lambda: self._ping_watchdog(dog), self.sv.failed).start()
+
+    def _status(self, stalled_s: float | None = None) -> str:
+        clock = self.sv.clock
+        return status_line(self.sv.transport.connected, self.sv.outbox.depth()[0],
+                           clock is not None and clock.held, stalled_s)
+
+    def _ping_watchdog(self, dog: Watchdog) -> None:
+        """WATCHDOG=1 every half period, only while the ingest loop goes round and no thread died: a hung
+        pipeline stops the pings and systemd restarts the gateway."""
+        was_healthy = True
+        while not self._stopping.wait(dog.interval_s):
+            now = time.monotonic()
+            healthy = pipeline_healthy(now, self.ingest.heartbeat, dog.stale_after_s, self.sv.failed.is_set())
+            if healthy:
+                self.systemd.send("WATCHDOG=1", f"STATUS={self._status()}")
+            else:
+                self.systemd.send(f"STATUS={self._status(now - self.ingest.heartbeat)}")
+                if was_healthy:
+                    _LOGGER.error("the ingest loop has not gone round for %.0f s: watchdog pings stopped, so "
+                                  "systemd restarts the gateway", now - self.ingest.heartbeat)
+            was_healthy = healthy
 
     def _bus(self, status: BusStatus) -> None:
         """A bus's thread: the monitor (the ingest thread's) hears that a whole bus went silent or is back."""
@@ -383,8 +435,8 @@ class Gateway:
         frozen_at = float("-inf")
         while True:
             now = time.time()
-            if now - frozen_at >= 600:
-                self.sv.commitments.freeze_due(now)
+            if now - frozen_at >= 600 and not (self.sv.clock is not None and self.sv.clock.held):
+                self.sv.commitments.freeze_due(now)  # not on a clock not known to be right
                 frozen_at = now
             self.sv.commitments.running(now, max_age_s=0.0)
             if self._stopping.wait(RUNNING_EVERY_S):
@@ -411,6 +463,7 @@ class Gateway:
     def stop(self, drain_s: float = 5.0) -> None:
         """Stop taking messages, make what was taken durable and acknowledged, flush to InfluxDB."""
         _LOGGER.info("stopping: finishing the current batch and flushing the outbox (up to %.0f s)", drain_s)
+        self.systemd.send("STOPPING=1", "STATUS=stopping: flushing the outbox")
         for reader in self.sv.serial:
             reader.stop()  # before the ingest loop, which takes what they read last
         self.ingest.stop_evt.set()

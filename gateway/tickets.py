@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway import events, sla
+from gateway import events, schema, sla
 from gateway.outbox import Transactions, connect
 from gateway.photos import check_photos, save_photos
 
@@ -34,34 +34,6 @@ FINAL = ("closed", "cancelled")
 STATUSES = LIVE + FINAL
 PRIORITY_ZH = {"emergency": "急修", "urgent": "紧急", "general": "零修"}
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tickets (
-    id INTEGER PRIMARY KEY, subject TEXT, asset TEXT, device TEXT, category TEXT, fault TEXT NOT NULL,
-    priority TEXT NOT NULL, status TEXT NOT NULL, title TEXT NOT NULL, note TEXT NOT NULL DEFAULT '',
-    source TEXT NOT NULL, opened_at REAL NOT NULL, opened_by TEXT NOT NULL, clocks_from REAL NOT NULL,
-    respond_by REAL, arrive_by REAL, resolve_by REAL,
-    acknowledged_at REAL, acknowledged_by TEXT, on_site_at REAL, on_site_by TEXT,
-    resolved_at REAL, resolved_by TEXT, closed_at REAL, closed_by TEXT, cancelled_at REAL, cancelled_by TEXT,
-    assignee TEXT, occurrences INTEGER NOT NULL DEFAULT 1, last_occurrence_at REAL NOT NULL,
-    fault_cleared_at REAL, self_cleared INTEGER NOT NULL DEFAULT 0, reworks INTEGER NOT NULL DEFAULT 0,
-    callback_due REAL, escalations TEXT NOT NULL DEFAULT '[]', callback_overdue INTEGER NOT NULL DEFAULT 0,
-    called_back INTEGER NOT NULL DEFAULT 0);
-CREATE UNIQUE INDEX IF NOT EXISTS one_live_ticket ON tickets (subject, fault)
-    WHERE subject IS NOT NULL AND status NOT IN ('closed', 'cancelled');
-CREATE INDEX IF NOT EXISTS tickets_status ON tickets (status, opened_at);
-CREATE TABLE IF NOT EXISTS ticket_log (
-    id INTEGER PRIMARY KEY, ticket INTEGER NOT NULL, at REAL NOT NULL, action TEXT NOT NULL, by TEXT NOT NULL,
-    note TEXT NOT NULL DEFAULT '', data TEXT NOT NULL DEFAULT '{}');
-CREATE INDEX IF NOT EXISTS ticket_log_ticket ON ticket_log (ticket, id);
-CREATE TABLE IF NOT EXISTS callbacks (
-    id INTEGER PRIMARY KEY, ticket INTEGER NOT NULL, at REAL NOT NULL, by TEXT NOT NULL, channel TEXT NOT NULL,
-    score INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5), note TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS callbacks_ticket ON callbacks (ticket);
-CREATE TABLE IF NOT EXISTS asset_states (
-    id INTEGER PRIMARY KEY, asset TEXT NOT NULL, at REAL NOT NULL, state TEXT NOT NULL, faults TEXT NOT NULL,
-    cause TEXT NOT NULL, device TEXT, reading_ts REAL);
-CREATE INDEX IF NOT EXISTS asset_states_asset ON asset_states (asset, at);
-"""
 
 #: The earliest deadline a live ticket has still to meet (SQLite's scalar min; none sorts last).
 _NEXT_DEADLINE = ("min(coalesce(CASE WHEN acknowledged_at IS NULL THEN respond_by END, 9e18), "
@@ -100,9 +72,8 @@ class TicketStore:
                  synchronous: str = "full") -> None:
         # "normal" only where the database can be recomputed (a replay): it skips the fsync per commit.
         self.db = connect(path, synchronous)
+        schema.migrate(self.db, schema.GATEWAY)  # its tables: gateway/schema.py
         self.db.row_factory = _row
-        self.db.executescript(SCHEMA + events.SCHEMA)
-        self._upgrade()
         self.tz = tz
         self.sla_table = sla_table
         self.callbacks = callbacks
@@ -110,23 +81,6 @@ class TicketStore:
         self.photos_dir = Path(path).parent / "photos" / "tickets"
         self._lock = threading.RLock()
         self.transaction = Transactions(self.db, self._lock)
-
-    def _upgrade(self) -> None:
-        """A database from before ``called_back`` gets it, set from its callbacks (idempotent). The
-        waiting callbacks are then found by an index, not by a search of every closed ticket."""
-        columns = {r["name"] for r in self.db.execute("PRAGMA table_info(tickets)")}
-        if "called_back" not in columns:
-            with self.db:
-                self.db.execute("ALTER TABLE tickets ADD COLUMN called_back INTEGER NOT NULL DEFAULT 0")
-                self.db.execute("UPDATE tickets SET called_back = 1 WHERE EXISTS "
-                                "(SELECT 1 FROM callbacks c WHERE c.ticket = tickets.id)")
-        self.db.execute("CREATE INDEX IF NOT EXISTS callbacks_waiting ON tickets (callback_due, id) "
-                        "WHERE status = 'closed' AND callback_due IS NOT NULL AND called_back = 0")
-
-    def create(self, schema: str) -> None:
-        """Tables of a neighbour (patrol visits) in the same database, created outside any transaction."""
-        with self._lock:
-            self.db.executescript(schema)
 
     # -- reading --------------------------------------------------------------------------------
     def get(self, ticket_id: int) -> dict[str, Any]:

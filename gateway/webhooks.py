@@ -42,6 +42,7 @@ from urllib.parse import parse_qsl, quote_plus, urlsplit
 import urllib3
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from gateway import schema
 from gateway.events import Event
 
 _LOGGER = logging.getLogger(__name__)
@@ -56,13 +57,6 @@ WECOM_MAX_BYTES = 4096  # 企业微信 markdown.content: at most 4096 bytes of U
 BOT_MAX_BYTES = 16_000  # DingTalk / Feishu text: well inside Feishu's 20 KB request limit
 REASON_CHARS = 300
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS webhook_cursors (hook TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    id INTEGER PRIMARY KEY, hook TEXT NOT NULL, event_id INTEGER NOT NULL, at REAL NOT NULL,
-    attempt INTEGER NOT NULL, ok INTEGER NOT NULL, status INTEGER, reason TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_hook ON webhook_deliveries (hook, id);
-"""
 
 # Bot error codes worth retrying: rate limits and "system busy". Everything else is final.
 _RETRY_CODES: dict[str, frozenset[int]] = {
@@ -320,6 +314,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=30000")
+    schema.tune(conn)
     return conn
 
 
@@ -504,7 +499,7 @@ class WebhookDispatcher:
         self._workers: list[_Worker] = []
         self._started = False
         with closing(_connect(self.db_path)) as db:
-            db.executescript(SCHEMA)
+            schema.migrate(db, schema.GATEWAY)  # its tables: gateway/schema.py
 
     def start(self) -> None:
         if self._started:

@@ -12,10 +12,12 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,6 +283,19 @@ def secure_mosquitto(tmp_path: Path, site_tls: dict[str, Path]) -> Iterator[Mosq
     ]).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def datagram_socket() -> Iterator[tuple[str, socket.socket]]:
+    """A real AF_UNIX datagram socket where a system service's would be (systemd's notify socket,
+    journald's native one), bound on a short path: sun_path holds 108 bytes, pytest's tmp_path more."""
+    path = f"/tmp/fm-dgram-{uuid.uuid4().hex[:12]}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(5)
+    yield path, sock
+    sock.close()
+    os.unlink(path)
 
 
 CHROMIUM = Path(os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium"))

@@ -774,8 +774,9 @@ def test_a_database_from_before_called_back_is_upgraded_from_its_callbacks(tmp_p
             old.act(ticket, action, "李师傅", T0 + HOUR)
     old.add_callback(called, "客服", "phone", 5, "", T0 + 2 * HOUR)
     old.close()
-    db = sqlite3.connect(tmp_path / "gateway.db")  # as the tables were before the column
-    db.executescript("DROP INDEX callbacks_waiting; ALTER TABLE tickets DROP COLUMN called_back;")
+    db = sqlite3.connect(tmp_path / "gateway.db")  # as the tables were before the column (and schema versions)
+    db.executescript("DROP INDEX callbacks_waiting; ALTER TABLE tickets DROP COLUMN called_back; "
+                     "PRAGMA user_version = 0;")
     db.close()
     store = TicketStore(tmp_path / "gateway.db", SH)
     try:

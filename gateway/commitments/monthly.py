@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from gateway import events
+from gateway import events, schema
 from gateway.commitments import data, engine, notice
 from gateway.commitments.model import Period
 from gateway.commitments.periods import is_month, month_of, parse_period, previous_month
@@ -21,9 +21,6 @@ from gateway.outbox import connect
 from gateway.site import Site
 
 _LOGGER = logging.getLogger(__name__)
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS commitment_months (month TEXT PRIMARY KEY, frozen_at REAL NOT NULL, report TEXT NOT NULL);
-"""
 _COMPARED = ("value", "num", "den", "met")
 RUNNING_EVERY_S = 30.0  # the commitments thread recomputes the running month this often
 RUNNING_MAX_AGE_S = 2 * RUNNING_EVERY_S  # older than this (the thread is late or not running): computed anew
@@ -35,7 +32,7 @@ class Commitments:
 
     def __init__(self, db_path: Path, site: Site) -> None:
         self.db = connect(db_path)
-        self.db.executescript(SCHEMA + events.SCHEMA)
+        schema.migrate(self.db, schema.GATEWAY)  # its tables: gateway/schema.py
         self.current = site  # replaced when the site file is reloaded
         self._lock = threading.Lock()
         #: The running month as last computed: for which site, when, after which event, the report.

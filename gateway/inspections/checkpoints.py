@@ -13,13 +13,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from gateway import schema
 from gateway.outbox import connect
 from gateway.site import CheckpointModel, Site
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS checkpoint_edits (
-    id TEXT PRIMARY KEY, doc TEXT, deleted INTEGER NOT NULL DEFAULT 0, at REAL NOT NULL, by TEXT NOT NULL);
-"""
 
 
 class CheckpointError(ValueError):
@@ -29,7 +25,7 @@ class CheckpointError(ValueError):
 class CheckpointEdits:
     def __init__(self, path: Path) -> None:
         self.db = connect(path)
-        self.db.executescript(SCHEMA)
+        schema.migrate(self.db, schema.GATEWAY)  # its table: gateway/schema.py
         self._lock = threading.Lock()
 
     def _edits(self) -> dict[str, dict[str, Any] | None]:

@@ -29,13 +29,6 @@ HORIZON_S = 6 * 3600.0  # rounds are planned this far ahead
 KEEP_S = 2 * 86400.0  # rounds and taps kept in memory this long after they close
 RELAY = "patrol_clock"  # the events cursor: how far the patrol clock has been told
 SINCE = "patrol_since"  # when this gateway first planned rounds (ms): none before is its to judge
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS patrol_visits (
-    round TEXT NOT NULL, route TEXT NOT NULL, due_at REAL NOT NULL, checkpoint TEXT NOT NULL, seq INTEGER NOT NULL,
-    expected_at REAL NOT NULL, at REAL, status TEXT NOT NULL, guard TEXT, flag TEXT,
-    PRIMARY KEY (round, seq));
-CREATE INDEX IF NOT EXISTS patrol_visits_due ON patrol_visits (due_at);
-"""
 
 
 #: How often inspection deadlines are looked at: they fall at local midnights, and working out every
@@ -46,7 +39,6 @@ OVERDUE_EVERY_S = 60.0
 class Field:
     def __init__(self, site: Site, store: TicketStore, taps: TapLog, inspections: Inspections, now: float) -> None:
         self.store, self.taps, self.inspections = store, taps, inspections
-        store.create(SCHEMA)
         self.site = site
         self._build(site, now)
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway import events
+from gateway import events, schema
 from gateway.commitments.model import Period, Ratio
 from gateway.inspections.plans import DEFAULT_PLANS, HALF_YEAR_S, DueState, Plan, count_days, due
 from gateway.outbox import Transactions, connect
@@ -50,18 +50,6 @@ _LOGGER = logging.getLogger(__name__)
 RESULTS = ("pass", "fail")
 FAULT_PREFIX = "inspection."
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS inspections (
-    id INTEGER PRIMARY KEY, asset TEXT NOT NULL, plan TEXT NOT NULL, at REAL NOT NULL, by TEXT NOT NULL,
-    tag_at REAL, results TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', photos TEXT NOT NULL DEFAULT '[]',
-    failed TEXT NOT NULL DEFAULT '', applied INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS inspections_asset ON inspections (asset, plan, at);
-CREATE INDEX IF NOT EXISTS inspections_at ON inspections (at);
-CREATE INDEX IF NOT EXISTS inspections_pending ON inspections (applied) WHERE applied = 0;
-CREATE TABLE IF NOT EXISTS inspection_overdue (
-    asset TEXT NOT NULL, plan TEXT NOT NULL, due_at REAL NOT NULL, at REAL NOT NULL,
-    PRIMARY KEY (asset, plan, due_at));
-"""
 
 #: ``set_state(asset, at, state, faults, cause)``: the monitor's way of writing the asset ledger.
 SetState = Callable[[str, float, str, Sequence[str], str], None]
@@ -88,8 +76,8 @@ class InspectionStore:
 
     def __init__(self, path: Path, photos_dir: Path | None = None, synchronous: str = "full") -> None:
         self.db = connect(path, synchronous)
+        schema.migrate(self.db, schema.GATEWAY)  # its tables: gateway/schema.py
         self.db.row_factory = _row
-        self.db.executescript(SCHEMA + events.SCHEMA)
         self.photos_dir = photos_dir if photos_dir is not None else Path(path).parent / "photos"
         self._lock = threading.RLock()
         self.transaction = Transactions(self.db, self._lock)

@@ -12,18 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway import schema
 from gateway.inspections.model import GuardModel, ReaderModel
 from gateway.outbox import connect
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS taps (
-    id INTEGER PRIMARY KEY, at REAL NOT NULL, reader TEXT NOT NULL, tag TEXT NOT NULL, checkpoint TEXT,
-    guard TEXT, badge TEXT, source TEXT NOT NULL, flagged TEXT, accepted_by TEXT);
-CREATE INDEX IF NOT EXISTS taps_at ON taps (at);
-CREATE TABLE IF NOT EXISTS unknown_tags (
-    tag TEXT PRIMARY KEY, first_at REAL NOT NULL, last_at REAL NOT NULL, taps INTEGER NOT NULL,
-    last_reader TEXT NOT NULL);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +48,7 @@ class TapLog:
 
     def __init__(self, path: Path, synchronous: str = "full") -> None:
         self.db = connect(path, synchronous)
-        self.db.executescript(SCHEMA)
+        schema.migrate(self.db, schema.GATEWAY)  # its tables: gateway/schema.py
         self._lock = threading.Lock()
 
     def record(self, at: float, reader: str, tag: str, checkpoint: str | None, guard: str | None,

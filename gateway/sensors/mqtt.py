@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
-from gateway.config import Settings, parse_mqtt_url
+from gateway.config import MqttSettings, Settings, parse_mqtt_url
 from gateway.sensors import mqtt_packets as mp
 
 _LOGGER = logging.getLogger(__name__)
@@ -34,6 +34,17 @@ _READ_CHUNK = 256 * 1024
 _CONNECT_TIMEOUT_S = 10.0
 _MAX_OWN_PUBLISHES = 10_000  # status and events waiting for the broker; older ones are dropped
 
+
+
+def tls_context(m: MqttSettings) -> ssl.SSLContext:
+    """The broker connection's TLS: the site CA (or the system's), a client certificate if given."""
+    ctx = ssl.create_default_context(cafile=str(m.ca_file) if m.ca_file else None)
+    if m.cert_file:
+        ctx.load_cert_chain(str(m.cert_file), str(m.key_file) if m.key_file else None)
+    if m.tls_insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 class Inbound(NamedTuple):
     """A received message and what is needed to acknowledge it (a NamedTuple: cheap on the hot path)."""
@@ -64,7 +75,7 @@ class MqttTransport:
         # v5 tells the broker the largest packet we take, so a runaway publisher's message is
         # discarded by the broker instead of being redelivered to us forever.
         self.max_packet = max(1 << 20, 16 * m.max_payload_bytes) if self.v5 else mp.PROTOCOL_MAX_PACKET
-        self._ssl = self._ssl_context() if self.endpoint.tls else None
+        self._ssl = tls_context(self.s.mqtt) if self.endpoint.tls else None
         self._sock: socket.socket | None = None
         self._framer = mp.Framer(self.v5, self.max_packet)
         self._early: list[mp.Publish | mp.Control] = []  # arrived with the CONNACK
@@ -83,16 +94,6 @@ class MqttTransport:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        m = self.s.mqtt
-        ctx = ssl.create_default_context(cafile=str(m.ca_file) if m.ca_file else None)
-        if m.cert_file:
-            ctx.load_cert_chain(str(m.cert_file), str(m.key_file) if m.key_file else None)
-        if m.tls_insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
 
     # -- any thread ----------------------------------------------------------------------------
     def publish_event(self, payload: str, topic: str | None = None, retain: bool = False) -> None:
