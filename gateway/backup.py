@@ -49,6 +49,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from gateway import __version__, schema
+from gateway.problems import Problems
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -66,12 +67,8 @@ InfluxDB's readings are not in the archive; back them up with InfluxDB's own too
 """
 
 
-class BackupError(Exception):
-    """A backup or restore that cannot be done; ``problems`` holds one line each (the CLI's format)."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+class BackupError(Problems):
+    """A backup or restore that cannot be done."""
 
 
 @dataclass(frozen=True)

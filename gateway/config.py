@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.problems import Problems
 from gateway.webhooks import WebhookSettings
 
 SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -45,12 +46,8 @@ def check_segment(v: str) -> str:
 Segment = Annotated[str, AfterValidator(check_segment)]
 
 
-class ConfigError(Exception):
-    """The configuration is unusable; ``problems`` holds one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+class ConfigError(Problems):
+    """The configuration is unusable."""
 
 
 class _Section(BaseModel):

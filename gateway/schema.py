@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.problems import Problems
+
 _LOGGER = logging.getLogger(__name__)
 
 #: SQLite's default (1000 pages of 4 KiB: about 4 MB of WAL between two checkpoints), set explicitly so
@@ -42,12 +44,8 @@ JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
 Step = str | Callable[[sqlite3.Connection], None]
 
 
-class SchemaError(Exception):
-    """A database this code cannot use as it is; ``problems`` holds one line each (the CLI's format)."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+class SchemaError(Problems):
+    """A database this code cannot use as it is."""
 
 
 @dataclass(frozen=True)
