@@ -126,15 +126,13 @@ def _write_summary(summary: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _run_burst(args: argparse.Namespace, url: BrokerUrl, devices: list[DeviceState]) -> int:
+def _run_burst(args: argparse.Namespace, url: BrokerUrl, devices: list[DeviceState], stop: threading.Event) -> int:
     """``--burst``: the raw publisher; rate is acked messages per second."""
     lamps = [d.device for d in devices if d.kind == "streetlight"]
     if not lamps:
         _LOGGER.error("--burst needs streetlight devices (--devices streetlight=N)")
         return 2
     context = ssl.create_default_context(cafile=args.ca_file) if url.tls else None
-    stop, abort = threading.Event(), threading.Event()
-    _install_signals(stop, abort)
     messages = streetlight_burst(args.prefix, args.site, lamps, args.burst)
     try:
         sent, acked, seconds = burst(
@@ -193,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Before anything slow: a stop asked for while the fleet is built still ends with a summary.
+    stop, abort = _install_signals()
     if args.scenario:
-        return _run_scenario(parser, args)
+        return _run_scenario(parser, args, stop, abort)
     try:
         counts = parse_devices(args.devices or (BURST_DEVICES if args.burst is not None else DEFAULT_DEVICES))
         tz = ZoneInfo(args.timezone)
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.files_only:
         return 0
     if args.burst is not None:
-        return _run_burst(args, url, devices)
+        return _run_burst(args, url, devices, stop)
     if args.connections == "per-device" and len(devices) > PER_DEVICE_WARN:
         _LOGGER.warning("%d per-device connections: one thread each; shared mode scales better", len(devices))
     period = len(devices) / args.rate if args.rate else args.interval / args.speed
@@ -233,10 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         max_pending=args.max_pending,
         progress=args.progress,
     )
-    connected = _connect(args, url, devices, per_device=args.connections == "per-device")
-    if connected is None:
+    publisher = _connect(args, url, devices, per_device=args.connections == "per-device")
+    if publisher is None:
         return 1
-    publisher, stop, abort = connected
     sim = Simulation(devices, publisher, opts, args.seed)
     _LOGGER.info(
         "simulating %d device(s) on %s/%s, one slot per device every %.3f s",
@@ -253,23 +252,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _connect(args: argparse.Namespace, url: BrokerUrl, devices: list[DeviceState], per_device: bool = False
-             ) -> tuple[MqttPublisher, threading.Event, threading.Event] | None:
-    """The publisher connected, and the stop and abort events SIGINT/SIGTERM set; None (said why) if the
-    broker could not be reached."""
+             ) -> MqttPublisher | None:
+    """The publisher connected; None (said why) if the broker could not be reached."""
     statuses = {d.device: status_topic(args.prefix, args.site, d.kind, d.device) for d in devices}
     publisher = MqttPublisher(url, statuses, per_device=per_device, qos=args.qos,
                               client_id=f"fm-sim-{args.site}-{os.getpid()}", ca_file=args.ca_file)
-    stop, abort = threading.Event(), threading.Event()
-    _install_signals(stop, abort)
     try:
         publisher.start(args.connect_timeout)
     except ConnectionError as err:
         _LOGGER.error("%s", err)
         return None
-    return publisher, stop, abort
+    return publisher
 
 
-def _run_scenario(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+def _run_scenario(parser: argparse.ArgumentParser, args: argparse.Namespace, stop: threading.Event,
+                  abort: threading.Event) -> int:
     """``--scenario``: the scenario's fleet on real time, its events on a clock ``--speed`` times faster."""
     try:
         sc = load_scenario(args.scenario)
@@ -301,10 +298,9 @@ def _run_scenario(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         write_atomic(args.site_file, text + '\n[tickets]\nself_cleared = "auto"  # a fault gone by itself closes\n')
     if args.files_only:
         return 0
-    connected = _connect(args, url, devices)
-    if connected is None:
+    publisher = _connect(args, url, devices)
+    if publisher is None:
         return 1
-    publisher, stop, abort = connected
     opts = Options(prefix=args.prefix, site=args.site, tz=tz, count=args.count, duration=args.duration,
                    period=args.interval, sim_start=time.time(), progress=args.progress)
     sim = ScenarioSimulation(devices, publisher, opts, args.seed, sc, args.speed, start, guards, args.clock_origin)
@@ -332,8 +328,9 @@ def _check_segment(name: str, value: str) -> None:
         raise ValueError(f"{name} {value!r}: segments must match [A-Za-z0-9_.-]{{1,64}}")
 
 
-def _install_signals(stop: threading.Event, abort: threading.Event) -> None:
-    """First SIGINT/SIGTERM stops cleanly; a second one stops waiting for acks."""
+def _install_signals() -> tuple[threading.Event, threading.Event]:
+    """The stop and abort events: the first SIGINT/SIGTERM stops cleanly, a second one stops waiting for acks."""
+    stop, abort = threading.Event(), threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
         del frame
@@ -346,6 +343,7 @@ def _install_signals(stop: threading.Event, abort: threading.Event) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    return stop, abort
 
 
 if __name__ == "__main__":

@@ -223,6 +223,12 @@ def test_the_demo_starts_and_stops_cleanly(mosquitto, influxd, tmp_path: Path) -
             return {name: d["answers"] for p in buses for name, d in p["devices"].items()}
         wait_for(lambda: (t := transmitters()) and all(t.values()), 30, what="the demo's Modbus transmitters answering")
         assert set(transmitters()) == {"mb-well-01", "mb-well-02", "mb-main-01"}
+        # The MQTT simulator is started last: stop the demo only once its readings arrive, so that its
+        # summary below says it ran and stopped rather than that it was stopped before it began.
+        def simulated() -> bool:
+            seen = get("devices?kind=fire_extinguisher")
+            return seen["total"] == 2 and all(d["readings"] for d in seen["items"])
+        wait_for(simulated, 30, what="the simulator's readings")
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
