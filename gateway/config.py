@@ -8,6 +8,7 @@ a bad configuration in one pass instead of one restart per mistake.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import tomllib
@@ -46,6 +47,29 @@ def check_segment(v: str) -> str:
 Segment = Annotated[str, AfterValidator(check_segment)]
 
 
+def read_secret(path: Path) -> str:
+    """A password or token kept in a file of its own (root:fm-gateway 0640, or a systemd credential), so
+    that the settings file can be shown and copied without it. Its first line, without the line break."""
+    return path.read_text(encoding="utf-8").partition("\n")[0].rstrip("\r")
+
+
+def _check_secret_file(v: Path | None) -> Path | None:
+    if v is None:
+        return v
+    try:
+        secret = read_secret(v)
+    except OSError as exc:
+        raise ValueError(f"cannot read {v}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{v} is not UTF-8 text") from None
+    if not secret:
+        raise ValueError(f"{v} is empty: its first line is the secret")
+    return v
+
+
+SecretFile = Annotated[Path | None, AfterValidator(_check_secret_file)]
+
+
 class ConfigError(Problems):
     """The configuration is unusable."""
 
@@ -67,10 +91,19 @@ class MqttSettings(_Section):
     reconnect_min_s: float = Field(1.0, gt=0)
     reconnect_max_s: float = Field(60.0, gt=0)
     max_payload_bytes: int = Field(64 * 1024, ge=64)
+    #: The password of the URL's user, read from this file rather than written into the URL.
+    password_file: SecretFile = None
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
     tls_insecure: bool = False
+
+    def endpoint(self) -> MqttEndpoint:
+        """Where to connect, and as whom: the URL with ``password_file``'s password."""
+        ep = parse_mqtt_url(self.url)
+        if self.password_file is None:
+            return ep
+        return dataclasses.replace(ep, password=read_secret(self.password_file))
 
     @field_validator("url")
     @classmethod
@@ -131,6 +164,8 @@ class InfluxSettings(_Section):
     db: str = "facility"
     org: str = ""
     token: str = ""
+    #: The token read from this file instead (the installer's choice: no secret in the settings file).
+    token_file: SecretFile = None
     username: str = ""
     password: str = ""
     batch_size: int = Field(5000, ge=1, le=100_000)
@@ -158,6 +193,10 @@ class InfluxSettings(_Section):
         if not v or '"' in v or "\n" in v:
             raise ValueError("must be a non-empty name without quotes")
         return v
+
+    def api_token(self) -> str:
+        """The token to send: ``token``, or the first line of ``token_file``."""
+        return read_secret(self.token_file) if self.token_file is not None else self.token
 
 
 class OutboxSettings(_Section):
@@ -518,8 +557,13 @@ def _cross_checks(s: Settings) -> list[str]:
     for kind in s.kinds:
         if kind not in KINDS:
             problems.append(f"kinds.{kind}: unknown sensor kind (known: {', '.join(sorted(KINDS))})")
-    if s.influx.api == "v2" and not (s.influx.org and s.influx.token):
-        problems.append("influx.org / influx.token: both are required when influx.api is v2")
+    if s.influx.api == "v2" and not (s.influx.org and (s.influx.token or s.influx.token_file)):
+        problems.append("influx.org / influx.token: both are required when influx.api is v2 (or influx.token_file)")
+    if s.influx.token and s.influx.token_file is not None:
+        problems.append("influx.token / influx.token_file: give one of them")
+    if s.mqtt.password_file is not None and ((ep := parse_mqtt_url(s.mqtt.url)).password or not ep.username):
+        problems.append("mqtt.url / mqtt.password_file: give the user in the URL (mqtt://user@host) and its "
+                        "password in the file, not in the URL too")
     if s.mqtt.reconnect_min_s > s.mqtt.reconnect_max_s:
         problems.append("mqtt.reconnect_min_s: must not exceed mqtt.reconnect_max_s")
     if s.ingest.dedupe_max_keys < 4 * s.mqtt.receive_maximum:

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import urllib3
 
 from gateway.clock import ClockStatus, make_probe
-from gateway.config import InfluxSettings, MqttSettings, Settings, parse_mqtt_url
+from gateway.config import InfluxSettings, MqttSettings, Settings
 from gateway.influx import http_to
 from gateway.journal import redact
 from gateway.sensors import mqtt_packets as mp
@@ -70,7 +70,7 @@ class BrokerAnswer:
 def probe_broker(m: MqttSettings, client_id: str, timeout: float = TIMEOUT_S) -> BrokerAnswer:
     """CONNECT with the configured URL and credentials as ``<client id>-doctor``, a clean session with no
     will, so the gateway's own session and status are untouched; then DISCONNECT."""
-    ep = parse_mqtt_url(m.url)
+    ep = m.endpoint()
     v5 = m.protocol == "5"
     packet = mp.connect(f"{client_id}-doctor", v5=v5, keepalive=10, clean_start=True, username=ep.username,
                         password=ep.password)
@@ -177,7 +177,7 @@ def check_influx(s: InfluxSettings, a: InfluxAnswer) -> Check:
                      "start InfluxDB (systemctl start influxdb) or correct influx.url; readings wait in the outbox")
     if a.auth_error:
         return Check("influxdb", FAIL, f"{s.url} refused the query: {a.auth_error}",
-                     "check influx.username / influx.password (or influx.token)")
+                     "check influx.username / influx.password (or influx.token / influx.token_file)")
     if a.databases is None:
         return Check("influxdb", OK, f"{s.url} answers /ping ({s.api}; the bucket {s.db} is not checked)")
     if s.db not in a.databases:

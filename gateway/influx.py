@@ -73,8 +73,8 @@ def http_to(s: InfluxSettings, connections: int = 1) -> tuple[urllib3.PoolManage
     headers: dict[str, str] = {}
     if s.username:
         headers.update(urllib3.make_headers(basic_auth=f"{s.username}:{s.password}"))
-    elif s.token:
-        headers["Authorization"] = f"Token {s.token}"
+    elif token := s.api_token():
+        headers["Authorization"] = f"Token {token}"
     return http, headers
 
 
@@ -123,7 +123,7 @@ class V2Writer:
 
         self.s = s
         self.client = InfluxDBClient(
-            url=s.url, token=s.token, org=s.org, timeout=int(s.timeout_s * 1000), verify_ssl=s.verify_tls,
+            url=s.url, token=s.api_token(), org=s.org, timeout=int(s.timeout_s * 1000), verify_ssl=s.verify_tls,
             retries=False,
         )
         self.api = self.client.write_api(write_options=SYNCHRONOUS)

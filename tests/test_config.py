@@ -206,6 +206,51 @@ def test_problem_lines_do_not_show_secrets() -> None:
     assert not [p for p in problems if "s3cr3t-pw" in p], problems
 
 
+def test_secrets_from_files_of_their_own(tmp_path: Path) -> None:
+    """The installer keeps the broker password and the InfluxDB token out of the settings file: the
+    settings name files (root:fm-gateway 0640) whose first line is the secret, read when connecting."""
+    (tmp_path / "pw").write_text("s3cr3t-pw\n")
+    (tmp_path / "token").write_text("tok-123\r\nnotes after the first line\n")
+    s = load_settings(None, {"GATEWAY_MQTT_URL": "mqtts://gw@broker",
+                             "GATEWAY_MQTT_PASSWORD_FILE": str(tmp_path / "pw"), "GATEWAY_INFLUX_API": "v2",
+                             "GATEWAY_INFLUX_ORG": "acme",
+                             "GATEWAY_INFLUX_TOKEN_FILE": str(tmp_path / "token")})
+    assert s.mqtt.endpoint() == MqttEndpoint("broker", 8883, True, "gw", "s3cr3t-pw")
+    assert s.influx.api_token() == "tok-123"
+    assert "s3cr3t-pw" not in repr(s) and "tok-123" not in repr(s)
+    (tmp_path / "pw").write_text("rotated\n")  # a changed password is used at the next connection
+    assert s.mqtt.endpoint().password == "rotated"
+    assert load_settings(None, {"GATEWAY_INFLUX_TOKEN": "inline"}).influx.api_token() == "inline"
+
+
+@pytest.mark.parametrize(("environ", "secret", "prefix", "words"), [
+    pytest.param({"GATEWAY_MQTT_URL": "mqtt://gw@broker", "GATEWAY_MQTT_PASSWORD_FILE": "{missing}"}, None,
+                 "GATEWAY_MQTT_PASSWORD_FILE: mqtt.password_file: ", "cannot read", id="no-such-file"),
+    pytest.param({"GATEWAY_MQTT_URL": "mqtt://gw@broker", "GATEWAY_MQTT_PASSWORD_FILE": "{file}"}, "\n",
+                 "GATEWAY_MQTT_PASSWORD_FILE: mqtt.password_file: ", "is empty", id="empty-file"),
+    pytest.param({"GATEWAY_INFLUX_TOKEN_FILE": "{file}"}, b"\xff\xfe",
+                 "GATEWAY_INFLUX_TOKEN_FILE: influx.token_file: ", "not UTF-8", id="not-text"),
+    pytest.param({"GATEWAY_MQTT_URL": "mqtt://gw:s3cr3t-pw@broker", "GATEWAY_MQTT_PASSWORD_FILE": "{file}"},
+                 "s3cr3t-pw", "mqtt.url / mqtt.password_file: ", "not in the URL too", id="password-in-both"),
+    pytest.param({"GATEWAY_MQTT_URL": "mqtt://broker", "GATEWAY_MQTT_PASSWORD_FILE": "{file}"},
+                 "s3cr3t-pw", "mqtt.url / mqtt.password_file: ", "give the user in the URL",
+                 id="password-without-user"),
+    pytest.param({"GATEWAY_INFLUX_TOKEN": "s3cr3t-pw", "GATEWAY_INFLUX_TOKEN_FILE": "{file}"},
+                 "s3cr3t-pw", "influx.token / influx.token_file: ", "give one of them", id="token-in-both"),
+])
+def test_secret_file_problems(tmp_path: Path, environ: dict[str, str], secret: str | bytes | None, prefix: str,
+                              words: str) -> None:
+    file = tmp_path / "secret"
+    if isinstance(secret, str):
+        file.write_text(secret)
+    elif secret is not None:
+        file.write_bytes(secret)
+    env = {k: v.format(file=file, missing=tmp_path / "missing") for k, v in environ.items()}
+    [line] = problems_of(None, env)
+    assert line.startswith(prefix) and words in line, line
+    assert "s3cr3t-pw" not in line
+
+
 # -- parse_mqtt_url ------------------------------------------------------------------------------
 
 

@@ -72,6 +72,11 @@ def test_a_refused_login_says_so_without_the_password(tmp_path: Path, secure_mos
     code, lines = run_doctor(tmp_path, GATEWAY_MQTT_URL=url.replace("not-the-password", "gw-secret"),
                              GATEWAY_MQTT_CA_FILE=str(site_tls["ca"]), GATEWAY_INFLUX_URL=own_influxd.url)
     assert lines["mqtt"].startswith("OK   mqtt"), lines
+    (tmp_path / "mqtt-password").write_text("gw-secret\n")  # as installed: the password in a file of its own
+    code, lines = run_doctor(tmp_path, GATEWAY_MQTT_URL=url.replace(":not-the-password", ""),
+                             GATEWAY_MQTT_PASSWORD_FILE=str(tmp_path / "mqtt-password"),
+                             GATEWAY_MQTT_CA_FILE=str(site_tls["ca"]), GATEWAY_INFLUX_URL=own_influxd.url)
+    assert lines["mqtt"].startswith("OK   mqtt"), lines
 
 
 def test_an_unsynced_clock_and_a_missing_serial_port(tmp_path: Path, own_mosquitto: Mosquitto,

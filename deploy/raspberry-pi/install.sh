@@ -312,15 +312,20 @@ install_venv() {
     CHANGED[gateway]=1
 }
 
-# One password file per MQTT account (root-only); mosquitto gets their hashes.
-ensure_account() { # NAME
+# One password file per MQTT account, root-only but for the gateway's own, which the gateway reads
+# (mqtt.password_file: the settings file holds no secret); mosquitto gets their hashes.
+ensure_account() { # NAME [GROUP that may read it]
     local file=$ACCOUNTS/$1.password
     if [ ! -s "$file" ]; then
         (umask 077 && new_secret >"$file")
         say "made the MQTT account $1 (its password is in ${file#"$ROOT"})"
         CHANGED[mosquitto]=1
     fi
-    set_mode mosquitto "$file" 0600 "0:0"
+    if [ -n "${2:-}" ]; then
+        set_mode mosquitto "$file" 0640 "$(owner root "$2")"
+    else
+        set_mode mosquitto "$file" 0600 "0:0"
+    fi
 }
 
 mosquitto_passwords() {
@@ -347,9 +352,9 @@ mosquitto_passwords() {
 
 configure_mosquitto() {
     local kind
-    make_dir "$ACCOUNTS" 0700 root root
+    make_dir "$ACCOUNTS" 0750 root fm-gateway
     make_dir "$MOSQ_DIR" 0750 root mosquitto
-    ensure_account fm-gateway
+    ensure_account fm-gateway fm-gateway
     for kind in $KINDS; do
         ensure_account "class-$kind"
     done
@@ -456,13 +461,11 @@ write_settings() {
     if [ -f "$CONFIG" ]; then
         say "kept ${CONFIG#"$ROOT"} (the installer never overwrites it)"
     else
-        local password token=""
-        password=$(cat "$ACCOUNTS/fm-gateway.password")
         if [ "$INFLUX_API" = v2 ]; then
             [ -s "$TOKEN_FILE" ] || die "--influx-api v2 needs --influx-token-file FILE (not empty)"
             [ -n "$INFLUX_ORG" ] || die "--influx-api v2 needs --influx-org ORG"
-            token=$(tr -d '\r\n' <"$TOKEN_FILE")
-            [[ $token != *[\"\\]* ]] || die "the token in $TOKEN_FILE has quotes or backslashes"
+            # The gateway's copy, readable by it alone: influx.token_file, no token in the settings.
+            head -n1 "$TOKEN_FILE" | tr -d '\r' | put_file settings "$ETC/influx-token" 0640 root fm-gateway
         fi
         {
             cat <<EOF
@@ -476,8 +479,9 @@ data_dir = "$DATA"
 site_file = "$SITE_FILE"   # assets, devices, checkpoints: \`systemctl reload fm-gateway\` re-reads it
 
 [mqtt]
-# The gateway's account on the local broker (the same password is in $ACCOUNTS/fm-gateway.password).
-url = "mqtt://fm-gateway:$password@127.0.0.1:$MQTT_PORT"
+# The gateway's account on the local broker; its password is read from the file, never written here.
+url = "mqtt://fm-gateway@127.0.0.1:$MQTT_PORT"
+password_file = "$ACCOUNTS/fm-gateway.password"
 
 [influx]
 EOF
@@ -491,7 +495,7 @@ db = "$INFLUX_DB"
 # url = "https://influx.example.com:8086"
 # org = "my-org"
 # db = "facility"        # the bucket
-# token = "..."          # a token that may write and read the bucket
+# token_file = "$ETC/influx-token"  # root:fm-gateway 0640; a token that may write and read the bucket
 EOF
             else
                 cat <<EOF
@@ -499,7 +503,7 @@ api = "v2"
 url = "$INFLUX_URL"
 org = "$INFLUX_ORG"
 db = "$INFLUX_DB"        # the bucket
-token = "$token"
+token_file = "$ETC/influx-token"
 EOF
             fi
             cat <<EOF

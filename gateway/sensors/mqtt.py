@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
-from gateway.config import MqttSettings, Settings, parse_mqtt_url
+from gateway.config import MqttSettings, Settings
 from gateway.sensors import mqtt_packets as mp
 
 _LOGGER = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class MqttTransport:
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self.s = settings
         m = settings.mqtt
-        self.endpoint = parse_mqtt_url(m.url)
+        self.endpoint = m.endpoint()
         self.v5 = m.protocol == "5"
         self.base = f"{m.topic_prefix}/{settings.site}"
         self.status_topic = f"{self.base}/gateway/{settings.gateway_id}/status"
@@ -269,7 +269,12 @@ class MqttTransport:
             self._lost(f"connection error: {exc}")
 
     def _connect(self) -> None:
-        m, ep = self.s.mqtt, self.endpoint
+        m = self.s.mqtt
+        try:  # read at each connection: a password changed in mqtt.password_file is used at the next one
+            ep = m.endpoint()
+        except (OSError, UnicodeDecodeError) as exc:
+            self._retry_later(f"cannot read mqtt.password_file: {exc}", level=logging.ERROR)
+            return
         packet = mp.connect(
             self.s.client_id, v5=self.v5, keepalive=m.keepalive_s, clean_start=False,
             username=ep.username, password=ep.password,

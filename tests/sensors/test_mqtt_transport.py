@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -155,11 +156,14 @@ def test_unreachable_broker_backs_off_and_says_why(transports, caplog: pytest.Lo
     assert attempts[-1].getMessage().endswith("retrying in 0.4 s")
 
 
-def test_tls_with_a_password(transports, secure_mosquitto: Mosquitto, site_tls):
+def test_tls_with_a_password(transports, secure_mosquitto: Mosquitto, site_tls, tmp_path: Path):
     url = f"mqtts://gw:gw-secret@localhost:{secure_mosquitto.port}"
     listener = transports(url, ca_file=site_tls["ca"], client_id="gw-tls-listener")
     connect(listener)
-    sender = transports(url, ca_file=site_tls["ca"], client_id="gw-tls-sender")
+    # The installer's way: the user in the URL, its password in a file of its own.
+    (tmp_path / "mqtt-password").write_text("gw-secret\n")
+    sender = transports(f"mqtts://gw@localhost:{secure_mosquitto.port}", ca_file=site_tls["ca"],
+                        client_id="gw-tls-sender", password_file=tmp_path / "mqtt-password")
     connect(sender)
     sender.publish_event("hello over TLS")
 
@@ -169,6 +173,22 @@ def test_tls_with_a_password(transports, secure_mosquitto: Mosquitto, site_tls):
 
     got = poll_until(listener, arrived)
     assert [m.payload for m in got if m.topic == sender.events_topic] == [b"hello over TLS"]
+
+
+def test_the_password_file_is_read_at_each_connection(transports, secure_mosquitto: Mosquitto, site_tls,
+                                                      tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """A password changed in mqtt.password_file is used at the next connection, without a restart; a file
+    that cannot be read is said so (not the password) and retried."""
+    file = tmp_path / "mqtt-password"
+    file.write_text("the-old-password\n")
+    t = transports(f"mqtts://gw@localhost:{secure_mosquitto.port}", ca_file=site_tls["ca"], client_id="gw-rotated",
+                   password_file=file, reconnect_min_s=0.05, reconnect_max_s=0.05)
+    poll_until(t, lambda _: "not authorized" in (t.last_disconnect or ""))
+    file.unlink()
+    poll_until(t, lambda _: "cannot read mqtt.password_file" in (t.last_disconnect or ""))
+    file.write_text("gw-secret\n")
+    connect(t)
+    assert "gw-secret" not in caplog.text and "the-old-password" not in caplog.text
 
 
 @pytest.mark.parametrize(("url", "ca", "why"), [
