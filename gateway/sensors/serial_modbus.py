@@ -136,10 +136,10 @@ class ModbusReader(PortOwner):
         self._pending = tuple(devices)
         self._wake.set()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> bool:
         self._stop.set()
         self._wake.set()
-        super().stop(timeout)
+        return super().stop(timeout)
 
     # -- the reader's thread -------------------------------------------------------------------
     def run(self) -> None:

@@ -72,11 +72,14 @@ class PortOwner(ABC):
         self._thread = spawn(name, self.run) if spawn else threading.Thread(target=self.run, name=name, daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop: what is held is handed on, the port closed."""
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop: what is held is handed on, the port closed. True if the thread ended within ``timeout``
+        (a backoff is cut short; only a read or a transaction under way is waited for)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
 
     # -- the owner's thread --------------------------------------------------------------------
     def _back_off(self) -> None:
@@ -114,10 +117,10 @@ class PortOwner(ABC):
         self._ever_failed = True
         if first or now - self._logged_failure >= _REMIND_S:
             self._logged_failure = now
-            _LOGGER.warning("serial port %s: %s; trying again in %.0f s (backoff up to %.0f s)", self.name, why,
+            _LOGGER.warning("serial port %s: %s; trying again in %.3g s (backoff up to %.3g s)", self.name, why,
                             self._delay, self._backoff[1])
         else:
-            _LOGGER.debug("serial port %s: %s; trying again in %.0f s", self.name, why, self._delay)
+            _LOGGER.debug("serial port %s: %s; trying again in %.3g s", self.name, why, self._delay)
 
     def _release(self) -> None:
         """Close the port, if open (it may be gone already)."""
