@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
-from gateway.config import MqttSettings, Settings
+from gateway.config import MqttSettings, Settings, parse_mqtt_url
 from gateway.sensors import mqtt_packets as mp
 
 _LOGGER = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class MqttTransport:
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self.s = settings
         m = settings.mqtt
-        self.endpoint = m.endpoint()
+        self.endpoint = parse_mqtt_url(m.url)  # where to: the password is read at each connection
         self.v5 = m.protocol == "5"
         self.base = f"{m.topic_prefix}/{settings.site}"
         self.status_topic = f"{self.base}/gateway/{settings.gateway_id}/status"
